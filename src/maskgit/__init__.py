@@ -1,0 +1,3 @@
+"""MaskGIT image inpainting experiments: frozen VQGAN + bidirectional transformer."""
+
+__version__ = "0.1.0"
