@@ -1,0 +1,138 @@
+"""Cat-face LightningDataModule: token batches for training, masked test images for inpainting.
+
+The VQGAN is frozen, so train/val/test images are encoded once (see `token_cache`) and the loaders
+serve tokens; training never runs the encoder. `use_tokenizer` hands over the VQGAN that the
+LightningModule owns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from maskgit.data.images import LAB_TEST, LAB_TRAIN, read_image, read_mask
+from maskgit.data.layout import CatFaceLayout, scan_layout
+from maskgit.data.synthetic import make_synthetic_dataset
+from maskgit.data.token_cache import TokenCache
+from maskgit.decoding import pixel_to_token_mask
+from maskgit.errors import ConfigError
+from maskgit.models.vqgan import VQGAN
+
+
+class InpaintingSet(Dataset):
+    """Test items: tokens of the masked image, which tokens are masked, and the pixels behind them."""
+
+    def __init__(self, tokens: Tensor, masks: Tensor, masked_images: Tensor,
+                 gt_tokens: Tensor | None, gt_images: Tensor | None):
+        self.tokens, self.masks, self.masked_images = tokens, masks, masked_images
+        self.gt_tokens, self.gt_images = gt_tokens, gt_images
+        self.token_masks = pixel_to_token_mask(masks)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {"index": i, "tokens": self.tokens[i], "masked": self.token_masks[i],
+                "pixel_known": self.masks[i], "masked_image": self.masked_images[i]}
+        if self.gt_tokens is not None:
+            item["gt_tokens"] = self.gt_tokens[i]
+            item["gt_image"] = self.gt_images[i]
+        return item
+
+
+class CatFaceDataModule(L.LightningDataModule):
+    def __init__(self, root: str, batch_size: int = 64, num_workers: int = 0,
+                 cache_dir: str = ".cache/tokens", encode_batch_size: int = 128,
+                 encode_device: str = "auto", limit: dict[str, int | None] | None = None,
+                 check_images: bool = True, pin_memory: bool = True,
+                 synthetic: dict[str, int] | None = None):
+        """`batch_size` is per device (each DDP process loads this many)."""
+        super().__init__()
+        self.root = Path(root)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.token_cache = TokenCache(cache_dir)
+        self.encode_batch_size = encode_batch_size
+        self.encode_device = encode_device
+        self.limit = dict(limit or {})
+        self.check_images, self.pin_memory = check_images, pin_memory
+        self.synthetic = dict(synthetic) if synthetic else None
+        self.vqgan: VQGAN | None = None
+        self._layout: CatFaceLayout | None = None
+        self.train_set = self.val_set = self.test_set = None
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def use_tokenizer(self, vqgan: VQGAN) -> None:
+        self.vqgan = vqgan
+
+    def check(self, require_test: bool = False) -> CatFaceLayout:
+        """Validate the data set on disk before any work starts (one-line DataError otherwise)."""
+        if self.synthetic is not None:
+            make_synthetic_dataset(self.root, **self.synthetic)
+        self._layout = scan_layout(self.root, require_test=require_test,
+                                   check_images=self.check_images, limit=self.limit)
+        return self._layout
+
+    @property
+    def layout(self) -> CatFaceLayout:
+        return self._layout if self._layout is not None else self.check()
+
+    def _device(self) -> torch.device:
+        if self.encode_device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.encode_device)
+
+    def _tokens(self, split: str, files, norm) -> Tensor:
+        if self.vqgan is None:
+            raise ConfigError("CatFaceDataModule needs a VQGAN: call use_tokenizer(vqgan) first")
+        return self.token_cache.tokens(split, self.vqgan, files, norm, self.encode_batch_size,
+                                       self._device())
+
+    # -- Lightning hooks ------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        # Runs on one process per node before `setup`: the only place that encodes.
+        self._load("fit")
+
+    def setup(self, stage: str) -> None:
+        loaded = self._load(stage)
+        if stage in ("fit", "validate"):
+            self.train_set = TensorDataset(loaded["train"])
+            self.val_set = TensorDataset(loaded["val"])
+        if stage in ("test", "predict"):
+            self.test_set = loaded["test"]
+
+    def _load(self, stage: str) -> dict[str, Any]:
+        layout = self.layout
+        if stage in ("fit", "validate"):
+            return {"train": self._tokens("train", layout.train_files, LAB_TRAIN),
+                    "val": self._tokens("val", layout.val_files, LAB_TRAIN)}
+        return {"test": self.inpainting_set()}
+
+    def inpainting_set(self) -> InpaintingSet:
+        layout = self.layout if self._layout is not None and self._layout.test_files else self.check(True)
+        masks = torch.stack([read_mask(f) for f in layout.mask_files])
+        masked_images = torch.stack([read_image(f) for f in layout.test_files])
+        tokens = self._tokens("test", layout.test_files, LAB_TEST)
+        gt_tokens = gt_images = None
+        if layout.gt_files is not None:
+            gt_tokens = self._tokens("gt", layout.gt_files, LAB_TEST)
+            gt_images = torch.stack([read_image(f) for f in layout.gt_files])
+        return InpaintingSet(tokens, masks, masked_images, gt_tokens, gt_images)
+
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          pin_memory=self.pin_memory and torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)

@@ -1,0 +1,89 @@
+"""Encode each split once with the frozen VQGAN and keep the tokens on disk.
+
+A cache file is keyed by a hash of the VQGAN weights, the image files (names and bytes) and the
+normalisation, so it is reused across runs and processes and rebuilt when any of them changes.
+Files are written atomically: a killed encoder never leaves a corrupt cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from maskgit.data.images import Normalization, read_image
+from maskgit.models.vqgan import VQGAN
+from maskgit.utils.atomic import save_torch
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+
+
+def files_digest(files: Sequence[Path]) -> str:
+    """sha256 over the names and bytes of `files` (order matters)."""
+    h = hashlib.sha256()
+    for path in files:
+        h.update(Path(path).name.encode())
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's state dict (names, shapes and bytes); memoised on the module."""
+    cached = getattr(module, "_maskgit_digest", None)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    digest = h.hexdigest()
+    module._maskgit_digest = digest  # the VQGAN is frozen, so its digest never changes
+    return digest
+
+
+def load_images(files: Sequence[Path], norm: Normalization) -> Tensor:
+    """Read and normalise images into one float tensor (N, 3, 64, 64)."""
+    return norm.normalize(torch.stack([read_image(f) for f in files]))
+
+
+@torch.no_grad()
+def encode_images(vqgan: VQGAN, files: Sequence[Path], norm: Normalization,
+                  batch_size: int, device: torch.device) -> Tensor:
+    """Tokens (N, h*w) int16 of `files`, encoded in batches on `device`."""
+    out = []
+    for start in range(0, len(files), batch_size):
+        images = load_images(files[start:start + batch_size], norm).to(device)
+        out.append(vqgan.tokenize(images).to("cpu", torch.int16))
+    return torch.cat(out) if out else torch.zeros(0, vqgan.latent_resolution**2, dtype=torch.int16)
+
+
+class TokenCache:
+    """Token files under `cache_dir`, one per (split, VQGAN, files, normalisation)."""
+
+    def __init__(self, cache_dir: str | Path):
+        self.cache_dir = Path(cache_dir)
+
+    def path_for(self, split: str, vqgan: VQGAN, files: Sequence[Path], norm: Normalization) -> Path:
+        key = hashlib.sha256("|".join([
+            str(CACHE_VERSION), module_digest(vqgan), files_digest(files), repr(norm)]).encode())
+        return self.cache_dir / f"{split}-{len(files)}-{key.hexdigest()[:20]}.pt"
+
+    def tokens(self, split: str, vqgan: VQGAN, files: Sequence[Path], norm: Normalization,
+               batch_size: int = 128, device: torch.device | str = "cpu") -> Tensor:
+        """Cached tokens (N, h*w) int64 of `files`; encodes and saves them on a miss."""
+        path = self.path_for(split, vqgan, files, norm)
+        if path.exists():
+            return torch.load(path, weights_only=True)["tokens"].long()
+        log.info("encoding %d %s images into %s", len(files), split, path)
+        was_training, home = vqgan.training, next(vqgan.parameters()).device
+        vqgan.eval().to(device)
+        tokens = encode_images(vqgan, files, norm, batch_size, torch.device(device))
+        vqgan.train(was_training).to(home)
+        save_torch({"tokens": tokens, "files": [Path(f).name for f in files]}, path)
+        return tokens.long()

@@ -1,0 +1,136 @@
+"""LightningModule: a frozen VQGAN (stage 1) and a bidirectional transformer trained with MVTM.
+
+Training reads cached tokens, so the VQGAN is only used for decoding pictures and inpainting.
+Checkpoints do not carry the VQGAN's weights: they record its config, path and digest, and loading
+one checks that the VQGAN at hand is the one the transformer was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from maskgit.data.token_cache import module_digest
+from maskgit.decoding import get_schedule
+from maskgit.errors import CheckpointError, ConfigError
+from maskgit.models.checkpoint import build_vqgan
+from maskgit.models.transformer import BidirectionalTransformer
+from maskgit.optim import build_adamw, warmup_cosine
+
+VQGAN_RECORD = "maskgit_vqgan"
+
+
+def mvtm_mask(batch: int, length: int, *, masking: str, mask_func: str, bernoulli_p: float,
+              generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Which tokens to mask (B, L) bool.
+
+    `schedule`: per sample r ~ U(0,1) and exactly ceil(gamma(r) * L) masked tokens (MaskGIT paper).
+    `bernoulli`: each token masked independently with probability p (the lab's training).
+    """
+    if masking == "bernoulli":
+        return torch.rand(batch, length, generator=generator, device=device) < bernoulli_p
+    if masking != "schedule":
+        raise ConfigError(f"unknown model.mvtm.masking '{masking}'; valid: bernoulli, schedule")
+    r = torch.rand(batch, generator=generator, device=device)
+    n = torch.ceil(get_schedule(mask_func)(r) * length).clamp(1, length)
+    ranks = torch.rand(batch, length, generator=generator, device=device).argsort(1).argsort(1)
+    return ranks < n[:, None]
+
+
+class MaskGIT(L.LightningModule):
+    def __init__(self, vqgan: dict[str, Any], transformer: dict[str, Any],
+                 mvtm: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None, compile: bool = False):
+        super().__init__()
+        self.save_hyperparameters()
+        self.mvtm = {"masking": "schedule", "mask_func": "cosine", "bernoulli_p": 0.5,
+                     "label_smoothing": 0.0, **(mvtm or {})}
+        self.optim_cfg = {"lr": 1e-4, "weight_decay": 0.01, "betas": (0.9, 0.96), **(optimizer or {})}
+        self.sched_cfg = {"warmup_steps": 1000, "min_lr_ratio": 0.0, **(scheduler or {})}
+        get_schedule(self.mvtm["mask_func"])  # fail at construction on a bad name
+        self.vqgan = build_vqgan(vqgan)
+        if transformer.get("num_codebook_vectors") != self.vqgan.num_codebook_vectors:
+            raise ConfigError("model.transformer.num_codebook_vectors must equal the VQGAN's "
+                              f"({self.vqgan.num_codebook_vectors})")
+        self.transformer = BidirectionalTransformer(**transformer)
+        self.num_codes = self.transformer.num_codebook_vectors
+        self.mask_token_id = self.transformer.mask_token_id
+        self.val_accuracy = MulticlassAccuracy(num_classes=self.num_codes, average="micro")
+        self._compile = compile
+
+    def configure_model(self) -> None:
+        if self._compile and not isinstance(self.transformer, torch._dynamo.OptimizedModule):
+            self.transformer = torch.compile(self.transformer)
+
+    def train(self, mode: bool = True) -> MaskGIT:
+        super().train(mode)
+        self.vqgan.eval()  # frozen stage 1 stays in eval mode whatever Lightning asks
+        return self
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.transformer(tokens)
+
+    # -- masked visual token modeling -----------------------------------------------------------
+    def _mvtm_loss(self, tokens: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+        masked = mvtm_mask(*tokens.shape, masking=self.mvtm["masking"],
+                           mask_func=self.mvtm["mask_func"], bernoulli_p=self.mvtm["bernoulli_p"],
+                           generator=generator, device=tokens.device)
+        inputs = tokens.masked_fill(masked, self.mask_token_id)
+        logits = self.transformer(inputs)[..., : self.num_codes]  # the mask id is never a target
+        loss = F.cross_entropy(logits[masked], tokens[masked],
+                               label_smoothing=self.mvtm["label_smoothing"])
+        return loss, logits, masked
+
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        (tokens,) = batch
+        loss, _, _ = self._mvtm_loss(tokens, generator=None)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(tokens))
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(tokens))
+        return loss
+
+    def validation_step(self, batch: list[Tensor], batch_idx: int) -> None:
+        (tokens,) = batch
+        # The same masks every epoch, so val/loss curves compare like with like.
+        generator = torch.Generator(tokens.device).manual_seed(1_000_003 * batch_idx + 17)
+        loss, logits, masked = self._mvtm_loss(tokens, generator)
+        self.val_accuracy.update(logits[masked].argmax(-1), tokens[masked])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(tokens))
+        self.log("val/masked_token_accuracy", self.val_accuracy, batch_size=len(tokens))
+
+    # -- optimisation ---------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_adamw(self.transformer, **self.optim_cfg)
+        total = self.trainer.estimated_stepping_batches
+        total = int(total) if math.isfinite(total) else int(self.sched_cfg["warmup_steps"]) * 10
+        scheduler = warmup_cosine(optimizer, self.sched_cfg["warmup_steps"], total,
+                                  self.sched_cfg["min_lr_ratio"])
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    # -- checkpoints record the VQGAN instead of carrying it -------------------------------------
+    def vqgan_record(self) -> dict[str, Any]:
+        return {"config": dict(self.vqgan.config), "ckpt_path": str(self.hparams.vqgan.get("ckpt_path")),
+                "sha256": module_digest(self.vqgan)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("vqgan.")]:
+            del state[key]
+        checkpoint[VQGAN_RECORD] = self.vqgan_record()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        record = checkpoint.get(VQGAN_RECORD)
+        if record is None:
+            raise CheckpointError("checkpoint was not written by maskgit's train.py (no VQGAN record)")
+        ours = module_digest(self.vqgan)
+        if record["sha256"] != ours:
+            raise CheckpointError(
+                f"VQGAN mismatch: the checkpoint was trained on VQGAN {record['ckpt_path']} "
+                f"(sha256 {record['sha256'][:12]}) but vqgan.ckpt_path gives sha256 {ours[:12]}")
+        checkpoint["state_dict"].update({f"vqgan.{k}": v for k, v in self.vqgan.state_dict().items()})

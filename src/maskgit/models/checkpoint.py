@@ -1,0 +1,84 @@
+"""Read weights files safely (`weights_only=True`) and load them strictly with one-line errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from maskgit.errors import CheckpointError
+from maskgit.models.vqgan import VQGAN
+
+# Where a wrapping file keeps its state dict, and prefixes a wrapper may put before the keys.
+_STATE_KEYS = ("state_dict", "model_state_dict", "model", "vqgan")
+_PREFIXES = ("vqgan.", "model.", "module.", "_orig_mod.")
+
+
+def read_weights_file(path: str | Path, setting: str) -> dict[str, Any]:
+    """torch.load a file with weights_only=True; `setting` names the config key in errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist (check {setting})")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable PyTorch weights file ({first[:160]})") from None
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict ({setting})")
+    return dict(obj)
+
+
+def extract_state_dict(obj: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The tensor dict inside `obj`: a plain state dict, or one wrapped under a known key."""
+    for key in _STATE_KEYS:
+        if isinstance(obj.get(key), Mapping):
+            return extract_state_dict(obj[key])
+    state = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _names(keys: list[str], limit: int = 4) -> str:
+    more = f", ... {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def load_strict(module: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """load_state_dict(strict=True) whose failure is one line naming missing/unexpected keys."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_names(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys ({_names(unexpected)})")
+    if wrong:
+        k = wrong[0]
+        problems.append(f"{len(wrong)} shape mismatches (e.g. {k}: file "
+                        f"{tuple(state[k].shape)} vs model {tuple(expected[k].shape)})")
+    if problems:
+        raise CheckpointError(f"{source} does not match the configured {type(module).__name__}: "
+                              + "; ".join(problems))
+    module.load_state_dict(state, strict=True)
+
+
+def build_vqgan(config: Mapping[str, Any]) -> VQGAN:
+    """A frozen VQGAN from a config holding its architecture and `ckpt_path` (required)."""
+    arch = {k: v for k, v in config.items() if k != "ckpt_path"}
+    vqgan = VQGAN(**arch)
+    path = config.get("ckpt_path")
+    if not path:
+        raise CheckpointError("no VQGAN weights: set vqgan.ckpt_path=/path/to/VQGAN.pt "
+                              "(or the MASKGIT_VQGAN_CKPT environment variable)")
+    state = extract_state_dict(read_weights_file(path, "vqgan.ckpt_path"))
+    load_strict(vqgan, state, f"VQGAN checkpoint {path}")
+    vqgan.eval().requires_grad_(False)
+    return vqgan

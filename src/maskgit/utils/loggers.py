@@ -1,0 +1,49 @@
+"""Build the configured loggers; wandb falls back to offline mode when no credentials exist."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def wandb_has_credentials() -> bool:
+    """True when wandb can log online: an API key in the environment, settings or .netrc."""
+    import wandb
+
+    return bool(wandb.login(prompt=False, verify=False))
+
+
+def build_loggers(cfg: DictConfig | None) -> list[Logger]:
+    loggers: list[Logger] = []
+    for name, conf in (cfg or {}).items():
+        if not isinstance(conf, DictConfig) or "_target_" not in conf:
+            continue
+        kwargs: dict[str, Any] = {}
+        if (conf._target_.endswith("WandbLogger") and not conf.get("offline", False)
+                and "WANDB_MODE" not in os.environ and not wandb_has_credentials()):
+            kwargs["offline"] = True
+            rank_zero_info(f"wandb: no credentials found, logging offline to {conf.save_dir}/wandb "
+                           "(upload later with `wandb sync <that folder>/offline-run-*`)")
+        log.debug("instantiating logger %s", name)
+        loggers.append(instantiate(conf, **kwargs))
+    return loggers
+
+
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Close every run, also after a failure: multirun needs each wandb run finished."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+        else:
+            logger.finalize("success")
