@@ -1,0 +1,170 @@
+"""MaskGIT iterative parallel decoding for inpainting: mask schedules, pixel->token masks, `decode`.
+
+Pure functions of tensors, a model call and per-image seeds; no I/O. See "Masks and decoding in the
+lab" in docs/lab-architecture.md for the rules followed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+
+from maskgit.errors import ConfigError
+
+X = TypeVar("X", float, Tensor)
+Schedule = Callable[[X], X]
+
+
+def _cos(x: X) -> X:
+    return torch.cos(x) if isinstance(x, Tensor) else math.cos(x)
+
+
+def _acos(x: X) -> X:
+    return torch.arccos(x) if isinstance(x, Tensor) else math.acos(x)
+
+
+# gamma(r): fraction of the originally masked tokens still masked at ratio r in [0, 1].
+MASK_SCHEDULES: dict[str, Schedule] = {
+    "linear": lambda r: 1 - r,
+    "cosine": lambda r: _cos(r * math.pi / 2),
+    "square": lambda r: 1 - r**2,
+    "cubic": lambda r: 1 - r**3,
+    "sqrt": lambda r: 1 - r**0.5,
+    "arccos": lambda r: _acos(r) / (math.pi / 2),
+}
+
+CONFIDENCES = ("prob", "logprob")
+
+
+def get_schedule(name: str) -> Schedule:
+    """The mask schedule called `name`; ConfigError listing the valid names otherwise."""
+    try:
+        return MASK_SCHEDULES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown mask_func {name!r}; valid: {', '.join(sorted(MASK_SCHEDULES))}") from None
+
+
+def pixel_to_token_mask(pixel_known: Tensor, patch: int = 4) -> Tensor:
+    """(B, H, W) or (B, 1, H, W) pixel mask (bool, 0/1 or 0/255; max value = known) ->
+    (B, H/patch * W/patch) bool, True = token masked. A token is known only if all its pixels are
+    known; tokens are flattened row-major."""
+    x = pixel_known.squeeze(1) if pixel_known.dim() == 4 else pixel_known
+    if x.dim() != 3 or x.shape[1] % patch or x.shape[2] % patch:
+        raise ValueError(f"expected (B, H, W) with H, W divisible by {patch}, got "
+                         f"{tuple(pixel_known.shape)}")
+    known = x if x.dtype == torch.bool else x >= (255 if x.numel() and x.max() > 1 else 1)
+    b, h, w = known.shape
+    known = known.view(b, h // patch, patch, w // patch, patch).all(dim=4).all(dim=2)
+    return ~known.flatten(1)
+
+
+@dataclass
+class DecodeResult:
+    """`tokens` (B, L): the result. Per executed step t (only with return_steps): `step_tokens`
+    (T', B, L), what sweet_spot=t would return; `step_masks` (T', B, L), still masked after t."""
+
+    tokens: Tensor
+    step_tokens: Tensor | None = None
+    step_masks: Tensor | None = None
+
+
+def _step_seed(seed: int, step: int) -> int:
+    """Mix (image seed, step) into one 63-bit generator seed (splitmix64 finaliser)."""
+    z = (seed * 0x9E3779B97F4A7C15 + step + 1) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return (z ^ (z >> 31)) >> 1
+
+
+def _gumbel(u: Tensor) -> Tensor:
+    return -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
+
+
+def decode(
+    logits_fn: Callable[[Tensor], Tensor],
+    tokens: Tensor,
+    masked: Tensor,
+    *,
+    num_codes: int,
+    total_iter: int,
+    mask_func: str = "cosine",
+    sweet_spot: int = -1,
+    choice_temperature: float = 4.5,
+    confidence: str = "prob",
+    seeds: Tensor,
+    return_steps: bool = False,
+) -> DecodeResult:
+    """Fill the `masked` (B, L) positions of `tokens` (B, L) in `total_iter` steps (MaskGIT).
+
+    Step t (r = (t+1)/T) samples every masked token from softmax(logits[..., :num_codes]), scores it
+    by its probability ("prob", the lab) or log-probability ("logprob", the paper) plus
+    choice_temperature * (1 - r) * Gumbel noise, and keeps the floor(N_i * gamma(r)) lowest-scored
+    masked (N_i: originally masked in image i); the others are fixed for good. `sweet_spot` = t
+    stops after step t with still-masked tokens taking that step's samples (-1: never).
+    Image i's randomness at step t comes only from a generator seeded by (seeds[i], t), so results
+    do not depend on the batch.
+    """
+    if total_iter < 1:
+        raise ConfigError(f"total_iter must be >= 1, got {total_iter}")
+    if confidence not in CONFIDENCES:
+        raise ConfigError(f"unknown confidence {confidence!r}; valid: {', '.join(CONFIDENCES)}")
+    if sweet_spot < -1:
+        raise ConfigError(f"sweet_spot must be -1 (never) or a step >= 0, got {sweet_spot}")
+    gamma = get_schedule(mask_func)
+    if tokens.dim() != 2 or masked.shape != tokens.shape or seeds.shape != tokens.shape[:1]:
+        raise ValueError(f"expected tokens, masked (B, L) and seeds (B,), got "
+                         f"{tuple(tokens.shape)}, {tuple(masked.shape)}, {tuple(seeds.shape)}")
+    last = total_iter - 1 if sweet_spot < 0 else min(sweet_spot, total_iter - 1)
+    device, (_, length) = tokens.device, tokens.shape
+    seed_list = seeds.tolist()  # the only host sync, before the loop
+    masked = masked.to(device=device, dtype=torch.bool)
+    cur = masked.clone()
+    tokens = torch.where(cur, num_codes, tokens.long())
+    n_masked = masked.sum(dim=1).double()
+    steps_tok, steps_mask = [], []
+
+    with torch.no_grad():
+        for t in range(last + 1):
+            r = (t + 1) / total_iter
+            logits = logits_fn(tokens)[..., :num_codes]
+            logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)),
+                                     dim=-1)
+            gens = [torch.Generator(device=device).manual_seed(_step_seed(s, t))
+                    for s in seed_list]
+            u_code = torch.stack([torch.rand(length, num_codes, generator=g, device=device)
+                                  for g in gens])
+            u_pick = torch.stack([torch.rand(length, generator=g, device=device) for g in gens])
+
+            sampled = (logp + _gumbel(u_code)).argmax(dim=-1)  # Gumbel-max = softmax sampling
+            score = logp.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+            if confidence == "prob":
+                score = score.exp()
+            score = score + choice_temperature * (1 - r) * _gumbel(u_pick)
+            score = torch.where(cur, score, torch.inf)
+
+            if t == total_iter - 1:
+                keep = torch.zeros_like(n_masked, dtype=torch.long)
+            else:
+                keep = torch.floor(n_masked * gamma(r)).long().clamp_min(0)
+                keep = torch.minimum(keep, cur.sum(dim=1))
+            ranks = score.argsort(dim=1, stable=True).argsort(dim=1)
+            still = cur & (ranks < keep.unsqueeze(1))
+
+            filled = torch.where(cur, sampled, tokens)
+            tokens = torch.where(still, num_codes, filled)
+            cur = still
+            if return_steps:
+                steps_tok.append(filled)
+                steps_mask.append(still)
+
+    if last < total_iter - 1:
+        tokens = filled
+    if not return_steps:
+        return DecodeResult(tokens)
+    return DecodeResult(tokens, torch.stack(steps_tok), torch.stack(steps_mask))
