@@ -1,0 +1,89 @@
+"""Shared fixtures: the real data set (via MASKGIT_DATA_ROOT), weights files made here, configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from maskgit.models.vqgan import VQGAN
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_VQGAN = dict(image_channels=3, enc_channels=[32, 32, 32, 64, 64, 64],
+                  dec_channels=[32, 32, 64, 64, 64], latent_dim=64, img_resolution=64,
+                  latent_resolution=16, num_codebook_vectors=128, beta=0.25)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = os.environ.get("MASKGIT_DATA_ROOT")
+    if not root or not Path(root).is_dir():
+        pytest.skip("the real cat_face data set is not available: set MASKGIT_DATA_ROOT")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_vqgan_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny VQGAN saved as a plain state dict, the lab's VQGAN.pt format."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny_vqgan.pt"
+    torch.save(VQGAN(**TINY_VQGAN).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One token/statistics cache for the whole session, as a user's runs would share it."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def compose_config(name: str, overrides: list[str], output_dir: Path, cache_dir: Path) -> DictConfig:
+    """The real Hydra config `name` with overrides, paths pointed at test folders."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(output_dir)
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.cache_dir = str(cache_dir)
+        del cfg.hydra
+    return cfg
+
+
+def tiny_train_overrides(data_root: Path, vqgan_path: Path) -> list[str]:
+    """A tiny, CPU, few-step training run on the real data set (128 train / 32 val images)."""
+    return [f"data.root={data_root}", "data.limit.train=128", "data.limit.val=32",
+            "data.batch_size=16", "vqgan=tiny", f"vqgan.ckpt_path={vqgan_path}", "model=tiny",
+            "trainer=cpu", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
+            "trainer.enable_progress_bar=false", "logger=csv", "callbacks.model_summary=null"]
+
+
+@pytest.fixture
+def train_cfg(tmp_path: Path, cache_dir: Path, data_root: Path,
+              tiny_vqgan_path: Path) -> Callable[..., DictConfig]:
+    """`train_cfg(*overrides)`: the tiny training config, writing into this test's tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        base = tiny_train_overrides(data_root, tiny_vqgan_path)
+        return compose_config("train", base + list(overrides), tmp_path, cache_dir)
+
+    return make
+
+
+def run_cli(script: str, *args: str, cwd: Path, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run train.py / eval.py as a user would."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

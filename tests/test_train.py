@@ -1,0 +1,104 @@
+"""Stage-2 training on the real data set: checkpoints, logging, resume, frozen VQGAN, token reuse."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_VQGAN, compose_config, tiny_train_overrides
+from hydra.utils import instantiate
+
+from maskgit.errors import CheckpointError
+from maskgit.maskgit import MaskGIT
+from maskgit.models.vqgan import VQGAN
+from maskgit.tasks.train import train
+
+STEPS_PER_EPOCH = 256 // 16
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cache_dir, data_root, tiny_vqgan_path):
+    """One real training run shared by the tests below: 3 epochs of 16 steps, warmup 4 steps."""
+    out = tmp_path_factory.mktemp("train")
+    cfg = compose_config("train", tiny_train_overrides(data_root, tiny_vqgan_path) + [
+        "data.limit.train=256", f"trainer.max_epochs={EPOCHS}", "model.scheduler.warmup_steps=4",
+        "model.optimizer.lr=3e-3"], out, cache_dir)
+    result = train(cfg)
+    (metrics,) = out.glob("csv/version_*/metrics.csv")
+    with open(metrics) as fh:
+        rows = list(csv.DictReader(fh))
+    return cfg, result, rows, out / "checkpoints" / "last.ckpt"
+
+
+def test_training_logs_and_checkpoints_without_vqgan_weights(trained):
+    cfg, result, rows, last = trained
+    for key in ("train/loss", "val/loss", "val/masked_token_accuracy"):
+        assert torch.isfinite(torch.tensor(result["metrics"][key])), key
+    assert {"train/loss", "val/loss", "val/masked_token_accuracy", "lr"} <= set(rows[0])
+    assert Path(result["best_ckpt"]).is_file()
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == EPOCHS * STEPS_PER_EPOCH
+    assert not [k for k in ckpt["state_dict"] if k.startswith("vqgan.")]
+    assert any(k.startswith("transformer.") for k in ckpt["state_dict"])
+    assert ckpt["maskgit_vqgan"]["ckpt_path"] == cfg.vqgan.ckpt_path
+    assert len(ckpt["maskgit_vqgan"]["sha256"]) == 64
+
+
+def test_training_lowers_validation_loss(trained):
+    val = [float(r["val/loss"]) for r in trained[2] if r.get("val/loss")]
+    assert len(val) == EPOCHS
+    assert val[-1] < val[0] - 0.05, val
+
+
+def test_lr_warms_up_linearly_then_decays_by_cosine(trained):
+    lrs = [float(r["lr"]) for r in trained[2] if r.get("lr")]
+    peak = lrs.index(max(lrs))
+    assert peak == 4 and max(lrs) == pytest.approx(3e-3)
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1], strict=True))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:], strict=False))
+    assert lrs[-1] < 0.2 * max(lrs)
+
+
+def test_resume_continues_step_count_and_schedule(trained, train_cfg):
+    cfg = train_cfg("data.limit.train=256", f"trainer.max_epochs={EPOCHS + 1}",
+                    "model.scheduler.warmup_steps=4", "model.optimizer.lr=3e-3", f"ckpt_path={trained[3]}")
+    train(cfg)
+    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt",
+                      map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == (EPOCHS + 1) * STEPS_PER_EPOCH
+    (sched,) = ckpt["lr_schedulers"]
+    assert sched["last_epoch"] == (EPOCHS + 1) * STEPS_PER_EPOCH  # went on from the checkpoint
+
+
+def test_vqgan_is_frozen_and_training_never_encodes(trained, train_cfg, monkeypatch):
+    cfg = train_cfg("data.limit.train=256")
+    model = instantiate(cfg.model)
+    assert not any(p.requires_grad for p in model.vqgan.parameters())
+    model.train()
+    assert model.transformer.training and not model.vqgan.training
+
+    # The module-scoped run filled the token cache: a new run must not run the encoder at all.
+    import maskgit.models.vqgan as vqgan_module
+
+    calls = []
+    real_forward = vqgan_module.Encoder.forward
+    monkeypatch.setattr(vqgan_module.Encoder, "forward",
+                        lambda self, x: calls.append(len(x)) or real_forward(self, x))
+    train(cfg)
+    assert calls == [], "tokens were encoded again although they are cached"
+
+
+def test_checkpoint_refuses_a_different_vqgan(trained, tmp_path):
+    cfg, _, _, last = trained
+    torch.manual_seed(123)
+    other = tmp_path / "other_vqgan.pt"
+    torch.save(VQGAN(**TINY_VQGAN).state_dict(), other)
+    with pytest.raises(CheckpointError, match="VQGAN mismatch"):
+        MaskGIT.load_from_checkpoint(last, map_location="cpu",
+                                     vqgan={**cfg.model.vqgan, "ckpt_path": str(other)})
+    model = MaskGIT.load_from_checkpoint(last, map_location="cpu")
+    assert model.transformer.tok_emb.weight.shape[0] == TINY_VQGAN["num_codebook_vectors"] + 1
