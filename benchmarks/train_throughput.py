@@ -1,0 +1,195 @@
+"""Training throughput of the transformer: cached tokens vs encoding every batch (the lab's way).
+
+Both modes run the project's real MVTM step (`MaskGIT._mvtm_loss`, backward, AdamW with its
+decay groups, warmup+cosine schedule) from the same initial weights on the same batches of real
+images, with the same masks and dropout; only where the tokens come from differs:
+
+  cache   tokens encoded once by `TokenCache` (timed separately: a one-off cost per data set)
+  encode  every step first runs the frozen VQGAN's encoder on the image batch under no_grad
+
+The VQGAN has random weights (the lab's checkpoint is not needed to time it). Warm-up steps are
+excluded from the figures.
+
+    python benchmarks/train_throughput.py --data-root /path/to/cat_face --batch-size 32 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from torch import Tensor
+
+from maskgit.data.images import LAB_TRAIN
+from maskgit.data.layout import scan_layout
+from maskgit.data.token_cache import TokenCache, load_images
+from maskgit.errors import ConfigError, exit_on_user_error
+from maskgit.maskgit import MaskGIT
+from maskgit.models.vqgan import VQGAN
+from maskgit.optim import build_adamw, warmup_cosine
+from maskgit.utils.atomic import save_json
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-root", default=os.environ.get("MASKGIT_DATA_ROOT"),
+                   help="cat_face data set (default: $MASKGIT_DATA_ROOT)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per mode")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per mode")
+    p.add_argument("--vqgan", default="lab", help="conf/vqgan/<name>.yaml (random weights)")
+    p.add_argument("--transformer", default="small", help="conf/model/<name>.yaml")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    return p.parse_args(argv)
+
+
+def configs(vqgan: str, transformer: str) -> tuple[dict, dict]:
+    """The composed `vqgan` and `model` groups, exactly as train.py would see them."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("train", overrides=[f"vqgan={vqgan}", f"model={transformer}"])
+    return (OmegaConf.to_container(cfg.vqgan, resolve=True),
+            OmegaConf.to_container(cfg.model, resolve=True))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_steps(model: MaskGIT, initial: dict[str, Tensor], model_cfg: dict, batches: list[Tensor],
+                tokens_of: Callable[[Tensor], Tensor], warmup: int, seed: int,
+                device: torch.device) -> dict:
+    """Run one MVTM training step per batch from `initial` weights; time the steps after `warmup`."""
+    model.transformer.load_state_dict(initial)
+    model.train()  # the VQGAN stays in eval mode (MaskGIT.train)
+    optimizer = build_adamw(model.transformer, **model_cfg["optimizer"])
+    scheduler = warmup_cosine(optimizer, model_cfg["scheduler"]["warmup_steps"], 10_000,
+                              model_cfg["scheduler"]["min_lr_ratio"])
+    torch.manual_seed(seed)  # dropout
+    masks = torch.Generator(device).manual_seed(seed)
+    times, encode_times, losses = [], [], []
+    for batch in batches:
+        sync(device)
+        start = time.perf_counter()
+        tokens = tokens_of(batch)
+        sync(device)
+        encoded = time.perf_counter()
+        loss, _, _ = model._mvtm_loss(tokens, masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+        encode_times.append(encoded - start)
+        losses.append(loss.item())
+    timed, n = times[warmup:], len(times) - warmup
+    seconds = sum(timed)
+    return {"steps": n, "seconds": seconds, "ms_per_step": 1e3 * seconds / n,
+            "images_per_s": n * len(batches[0]) / seconds,
+            "ms_tokens_per_step": 1e3 * sum(encode_times[warmup:]) / n, "losses": losses}
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if not args.data_root:
+        raise ConfigError("no data set: pass --data-root or set MASKGIT_DATA_ROOT")
+    if args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
+        raise ConfigError("--batch-size and --steps must be >= 1, --warmup >= 0")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+    n_batches = args.warmup + args.steps
+    n_images = n_batches * args.batch_size
+    layout = scan_layout(args.data_root, require_test=False, limit={"train": n_images})
+    files = layout.train_files
+    if len(files) < n_images:
+        raise ConfigError(f"{layout.root}/train holds {len(files)} images; "
+                          f"{n_batches} batches of {args.batch_size} need {n_images}")
+    vqgan_cfg, model_cfg = configs(args.vqgan, args.transformer)
+    images = load_images(files, LAB_TRAIN).to(device)
+    batches = list(images.split(args.batch_size))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(args.seed)
+        arch = {k: v for k, v in vqgan_cfg.items() if k != "ckpt_path"}
+        ckpt = Path(tmp) / "VQGAN.pt"
+        torch.save(VQGAN(**arch).state_dict(), ckpt)
+        model = MaskGIT(vqgan={**arch, "ckpt_path": str(ckpt)}, transformer=model_cfg["transformer"],
+                        mvtm=model_cfg["mvtm"], optimizer=model_cfg["optimizer"],
+                        scheduler=model_cfg["scheduler"]).to(device)
+        initial = {k: v.clone() for k, v in model.transformer.state_dict().items()}
+
+        # One-off: what the data module does before training (hash, read, encode, save).
+        sync(device)
+        start = time.perf_counter()
+        cached = TokenCache(Path(tmp) / "tokens").tokens("train", model.vqgan, files, LAB_TRAIN,
+                                                         batch_size=args.batch_size, device=device)
+        sync(device)
+        one_off = time.perf_counter() - start
+        token_batches = list(cached.to(device).split(args.batch_size))
+
+        encoded: list[Tensor] = []
+
+        def encode(x: Tensor) -> Tensor:
+            with torch.no_grad():
+                _, indices, _ = model.vqgan.encode(x)  # the lab's training step
+            encoded.append(indices)
+            return indices
+
+        results = {
+            "cache": train_steps(model, initial, model_cfg, token_batches, lambda t: t, args.warmup,
+                                 args.seed, device),
+            "encode": train_steps(model, initial, model_cfg, batches, encode, args.warmup,
+                                  args.seed, device),
+        }
+        mismatched = sum(int((e != t).sum()) for e, t in zip(encoded, token_batches, strict=True))
+
+    ratio = results["cache"]["images_per_s"] / results["encode"]["images_per_s"]
+    n_params = sum(p.numel() for p in model.transformer.parameters())
+    print(f"device {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; VQGAN {args.vqgan} (random weights), transformer "
+          f"{args.transformer} ({n_params / 1e6:.2f} M params); batch {args.batch_size}, "
+          f"{args.steps} timed steps after {args.warmup} warm-up")
+    print(f"one-off token cache: {n_images} images in {one_off:.2f} s "
+          f"({n_images / one_off:.1f} images/s, read + hash + encode + save)")
+    print(f"{'mode':<20}{'images/s':>10}{'ms/step':>10}{'of which tokens':>17}")
+    for name, label in (("cache", "token cache"), ("encode", "encode every step")):
+        r = results[name]
+        print(f"{label:<20}{r['images_per_s']:>10.1f}{r['ms_per_step']:>10.1f}"
+              f"{r['ms_tokens_per_step']:>14.1f} ms")
+    print(f"{'cache / encode':<20}{ratio:>9.1f}x")
+    same = results["cache"]["losses"] == results["encode"]["losses"]
+    per_image = results["encode"]["ms_tokens_per_step"] / args.batch_size
+    print(f"per image: {1e3 * one_off / n_images:.0f} ms once for the cache vs {per_image:.0f} ms of "
+          f"encoding in every epoch the lab's way")
+    print(f"same tokens in both modes: {mismatched == 0} ({mismatched} of {n_images * cached.shape[1]} "
+          f"differ); identical losses: {same}")
+
+    report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "vqgan": args.vqgan, "transformer": args.transformer, "transformer_params": n_params,
+              "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
+              "one_off_cache_s": one_off, "one_off_images": n_images, "cache": results["cache"],
+              "encode": results["encode"], "cache_over_encode": ratio,
+              "tokens_mismatched": mismatched, "identical_losses": same}
+    if args.json:
+        save_json(report, args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
