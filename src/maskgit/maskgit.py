@@ -19,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from maskgit.data.token_cache import module_digest
 from maskgit.decoding import get_schedule
 from maskgit.errors import CheckpointError, ConfigError
-from maskgit.models.checkpoint import build_vqgan
+from maskgit.models.checkpoint import build_vqgan, load_strict, read_weights_file
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.optim import build_adamw, warmup_cosine
 
@@ -112,6 +112,26 @@ class MaskGIT(L.LightningModule):
                                   self.sched_cfg["min_lr_ratio"])
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    @classmethod
+    def from_checkpoint(cls, path: str, vqgan_ckpt_path: str | None = None,
+                        map_location: str | torch.device = "cpu") -> MaskGIT:
+        """A checkpoint written by train.py, with the VQGAN it names (or `vqgan_ckpt_path`)."""
+        ckpt = read_weights_file(path, "ckpt_path")
+        hparams = ckpt.get("hyper_parameters")
+        if VQGAN_RECORD not in ckpt or not isinstance(hparams, dict) or "transformer" not in hparams:
+            raise CheckpointError(f"{path} is not a maskgit train.py checkpoint (no VQGAN record or "
+                                  "hyper-parameters)")
+        vqgan_cfg = dict(hparams["vqgan"])
+        if vqgan_ckpt_path:
+            vqgan_cfg["ckpt_path"] = vqgan_ckpt_path
+        model = cls(**{**hparams, "vqgan": vqgan_cfg, "compile": False})
+        model.on_load_checkpoint(ckpt)  # checks the VQGAN digest
+        state = {k[len("transformer."):]: v for k, v in ckpt["state_dict"].items()
+                 if k.startswith("transformer.")}
+        state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
+        load_strict(model.transformer, state, f"checkpoint {path}")
+        return model.to(map_location).eval()
 
     # -- checkpoints record the VQGAN instead of carrying it -------------------------------------
     def vqgan_record(self) -> dict[str, Any]:

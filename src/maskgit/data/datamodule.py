@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from maskgit.data.images import LAB_TEST, LAB_TRAIN, read_image, read_mask
 from maskgit.data.layout import CatFaceLayout, scan_layout
@@ -25,7 +25,7 @@ from maskgit.models.vqgan import VQGAN
 
 
 class InpaintingSet(Dataset):
-    """Test items: tokens of the masked image, which tokens are masked, and the pixels behind them."""
+    """Test items: masked-image tokens, which tokens are masked, and the pixels behind them."""
 
     def __init__(self, tokens: Tensor, masks: Tensor, masked_images: Tensor,
                  gt_tokens: Tensor | None, gt_images: Tensor | None):
@@ -94,26 +94,30 @@ class CatFaceDataModule(L.LightningDataModule):
 
     # -- Lightning hooks ------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        # Runs on one process per node before `setup`: the only place that encodes.
-        self._load("fit")
+        # One process per node, before `setup`: encode what this trainer run needs, once.
+        fn = self.trainer.state.fn if self.trainer is not None else None
+        self._load("test" if fn in ("test", "predict") else "fit")
 
     def setup(self, stage: str) -> None:
-        loaded = self._load(stage)
-        if stage in ("fit", "validate"):
+        if stage in ("fit", "validate") and self.train_set is None:
+            loaded = self._load(stage)
             self.train_set = TensorDataset(loaded["train"])
             self.val_set = TensorDataset(loaded["val"])
-        if stage in ("test", "predict"):
-            self.test_set = loaded["test"]
+        if stage in ("test", "predict") and self.test_set is None:
+            self.test_set = self._load(stage)["test"]
 
     def _load(self, stage: str) -> dict[str, Any]:
-        layout = self.layout
         if stage in ("fit", "validate"):
+            layout = self.layout
             return {"train": self._tokens("train", layout.train_files, LAB_TRAIN),
                     "val": self._tokens("val", layout.val_files, LAB_TRAIN)}
+        if self.test_set is not None:
+            return {"test": self.test_set}
         return {"test": self.inpainting_set()}
 
     def inpainting_set(self) -> InpaintingSet:
-        layout = self.layout if self._layout is not None and self._layout.test_files else self.check(True)
+        has_test = self._layout is not None and self._layout.test_files
+        layout = self._layout if has_test else self.check(require_test=True)
         masks = torch.stack([read_mask(f) for f in layout.mask_files])
         masked_images = torch.stack([read_image(f) for f in layout.test_files])
         tokens = self._tokens("test", layout.test_files, LAB_TEST)
@@ -135,4 +139,9 @@ class CatFaceDataModule(L.LightningDataModule):
         return self._loader(self.val_set, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        # Each process takes every world_size-th image, with no padding: duplicated images would
+        # count twice in the synchronised metrics (Lightning's DistributedSampler pads).
+        world = self.trainer.world_size if self.trainer is not None else 1
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        shard = self.test_set if world == 1 else Subset(self.test_set, range(rank, len(self.test_set), world))
+        return self._loader(shard, shuffle=False)

@@ -1,0 +1,188 @@
+"""Evaluate inpainting on the test split: a LightningModule for `Trainer.test`.
+
+Each test batch is decoded (batched iterative decoding), turned into pixels by the VQGAN, written
+as `image_NNN.png` (the lab's names) and fed to metrics that torchmetrics synchronises across
+processes, so two devices give the same numbers as one. Decoding keeps every step's tokens, so
+other sweet spots of the same decoding are served from memory instead of decoded again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric, SumMetric
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from maskgit.data.images import LAB_TEST, read_image, write_png
+from maskgit.decoding import decode
+from maskgit.maskgit import MaskGIT
+from maskgit.metrics.fid import load_or_compute_reference
+from maskgit.pictures import progression_picture
+
+# Per-step tokens of finished decodings, keyed by everything but the sweet spot (see `DecodeSettings`).
+_STEP_MEMO: dict[tuple, dict[int, tuple[Tensor, Tensor]]] = defaultdict(dict)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    mask_func: str = "cosine"
+    total_iter: int = 8
+    sweet_spot: int = -1
+    choice_temperature: float = 4.5
+    confidence: str = "prob"
+    seed: int = 0
+
+    def memo_key(self, scope: str) -> tuple:
+        """`scope` identifies the model and the test tokens; the sweet spot is left out."""
+        d = asdict(self)
+        d.pop("sweet_spot")
+        return (scope, *sorted(d.items()))
+
+    @property
+    def last_step(self) -> int:
+        """The step whose tokens are the result: the sweet spot, or the last step."""
+        t = self.sweet_spot
+        return self.total_iter - 1 if t < 0 or t >= self.total_iter - 1 else t
+
+
+class InpaintingEvaluator(L.LightningModule):
+    def __init__(self, model: MaskGIT, settings: DecodeSettings, results_dir: Path,
+                 fid: FrechetInceptionDistance | None = None,
+                 fid_unseen: FrechetInceptionDistance | None = None, unseen: Tensor | None = None,
+                 references: list[tuple[FrechetInceptionDistance, list[Path], str]] = (),
+                 fid_weights_path: str | None = None, cache_dir: Path | None = None,
+                 composite: bool = False, num_pictures: int = 0, pictures_dir: Path | None = None,
+                 memo_scope: str = ""):
+        """`references`: (metric, ground-truth files, their digest) whose real statistics to fill."""
+        super().__init__()
+        self.references, self.fid_weights_path, self.cache_dir = list(references), fid_weights_path, cache_dir
+        self.model, self.settings = model, settings
+        self.results_dir, self.pictures_dir = Path(results_dir), pictures_dir
+        self.fid, self.fid_unseen = fid, fid_unseen
+        self.register_buffer("unseen", unseen if unseen is not None else torch.zeros(0, dtype=torch.bool))
+        self.composite, self.num_pictures = composite, num_pictures
+        self.memo = _STEP_MEMO[settings.memo_key(memo_scope)]
+        self.token_accuracy = MeanMetric()
+        self.hole_l1 = MeanMetric()
+        self.hole_psnr = MeanMetric()
+        self.images_done = SumMetric()
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.decoded_now = 0  # images decoded by this run (the rest came from an earlier sweep point)
+        self.final_metrics: dict[str, float] = {}
+
+    def on_test_start(self) -> None:
+        # Ground-truth statistics: loaded from the disk cache or computed once, on rank 0 only.
+        start = time.perf_counter()
+        for metric, files, digest in self.references:
+            metric.reset()  # fake statistics of a previous sweep point; real ones are set below
+
+            def batches(files: list[Path] = files):
+                for i in range(0, len(files), 64):
+                    yield torch.stack([read_image(f) for f in files[i:i + 64]]).to(self.device)
+
+            load_or_compute_reference(metric, batches, data_digest=digest,
+                                      weights_path=self.fid_weights_path, cache_dir=self.cache_dir,
+                                      rank=self.global_rank)
+        self._timed("reference_stats", start)
+
+    def on_test_epoch_end(self) -> None:
+        self.final_metrics = self.results()
+
+    def _timed(self, phase: str, start: float) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[phase] += now - start
+        return now
+
+    def _step_tokens(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(T', B, L) tokens and masks per executed step, from memory or by decoding now."""
+        index = batch["index"].tolist()
+        if all(i in self.memo for i in index):
+            tokens, masks = zip(*(self.memo[i] for i in index), strict=True)
+            return torch.stack(tokens, 1).to(self.device), torch.stack(masks, 1).to(self.device)
+        s = self.settings
+        result = decode(self.model.transformer, batch["tokens"], batch["masked"],
+                        num_codes=self.model.num_codes, total_iter=s.total_iter,
+                        mask_func=s.mask_func, choice_temperature=s.choice_temperature,
+                        confidence=s.confidence, seeds=batch["index"] + s.seed * 1_000_003,
+                        return_steps=True)
+        self.decoded_now += len(index)
+        for j, i in enumerate(index):
+            self.memo[i] = (result.step_tokens[:, j].cpu(), result.step_masks[:, j].cpu())
+        return result.step_tokens, result.step_masks
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        start = time.perf_counter()
+        step_tokens, step_masks = self._step_tokens(batch)
+        tokens = step_tokens[self.settings.last_step]
+        start = self._timed("decode", start)
+
+        images = LAB_TEST.to_uint8(self.model.vqgan.decode_tokens(tokens))
+        known = batch["pixel_known"][:, None].expand_as(images)
+        if self.composite:
+            images = torch.where(known, batch["masked_image"], images)
+        start = self._timed("vqgan_decode", start)
+
+        for image, i in zip(images, batch["index"].tolist(), strict=True):
+            write_png(image, self.results_dir / f"image_{i:03d}.png")
+        start = self._timed("write", start)
+
+        if "gt_tokens" in batch:
+            self._update_quality(batch, tokens, images, known)
+        if self.fid is not None:
+            self.fid.update(images, real=False)
+            if self.fid_unseen is not None and len(self.unseen):
+                subset = self.unseen[batch["index"]]
+                if subset.any():
+                    self.fid_unseen.update(images[subset], real=False)
+        start = self._timed("features", start)
+        self._pictures(batch, step_tokens, step_masks)
+        self._timed("pictures", start)
+
+    def _update_quality(self, batch: dict[str, Tensor], tokens: Tensor, images: Tensor,
+                        known: Tensor) -> None:
+        masked = batch["masked"]
+        correct = (tokens == batch["gt_tokens"]) & masked
+        has_masked = masked.any(1)
+        self.token_accuracy.update(correct.sum(1)[has_masked] / masked.sum(1)[has_masked],
+                                   masked.sum(1)[has_masked])
+        err = images.float() / 255 - batch["gt_image"].float() / 255
+        hole = (~known).float()
+        holes = hole.sum((1, 2, 3)).clamp(min=1)
+        self.hole_l1.update((err.abs() * hole).sum((1, 2, 3)) / holes)
+        mse = (err.pow(2) * hole).sum((1, 2, 3)) / holes
+        self.hole_psnr.update(10 * torch.log10(1.0 / mse.clamp(min=1e-10)))
+        self.images_done.update(torch.tensor(float(len(tokens)), device=self.device))
+
+    def _pictures(self, batch: dict[str, Tensor], step_tokens: Tensor, step_masks: Tensor) -> None:
+        chosen = [j for j, i in enumerate(batch["index"].tolist()) if i < self.num_pictures]
+        if not chosen or self.pictures_dir is None:
+            return
+        steps = self.settings.last_step + 1
+        for j in chosen:
+            frames = LAB_TEST.to_uint8(self.model.vqgan.decode_tokens(step_tokens[:steps, j]))
+            picture = progression_picture(batch["masked"][j], step_masks[:steps, j], frames,
+                                          batch["masked_image"][j])
+            i = int(batch["index"][j])
+            write_png(picture, self.pictures_dir / f"progression_{i:03d}.png")
+
+    def results(self) -> dict[str, Any]:
+        """Metrics over all processes (torchmetrics synchronises the states)."""
+        out: dict[str, Any] = {}
+        if int(self.images_done.compute()) > 0:
+            out["masked_token_accuracy"] = float(self.token_accuracy.compute())
+            out["hole_l1"] = float(self.hole_l1.compute())
+            out["hole_psnr"] = float(self.hole_psnr.compute())
+        if self.fid is not None:
+            out["fid"] = float(self.fid.compute())
+            if self.fid_unseen is not None:  # computed on every rank: compute() is a collective
+                out["fid_unseen"] = float(self.fid_unseen.compute())
+        return out

@@ -1,0 +1,186 @@
+"""Inpaint the test split with a trained checkpoint and measure it (eval.py).
+
+Outputs in the run folder: `test_results/image_NNN.png` (the lab's names, so the lab's own FID
+script works on them), `pictures/` (decoding progressions and a masked / result / truth grid) and
+`metrics.json` (config, metrics, timings, versions), written last and atomically. Images go to
+`test_results.partial/` first and are renamed only when the run completes.
+
+Within one process (a Hydra multirun) the model, the test tokens and the FID networks are loaded
+once and reused by every point.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import shutil
+import time
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from maskgit.data.datamodule import CatFaceDataModule, InpaintingSet
+from maskgit.data.images import read_image
+from maskgit.data.token_cache import files_digest, module_digest
+from maskgit.decoding import CONFIDENCES, get_schedule
+from maskgit.errors import ConfigError
+from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
+from maskgit.maskgit import MaskGIT
+from maskgit.metrics.fid import RESIZE_NOTE, build_fid
+from maskgit.pictures import comparison_grid, save_picture
+from maskgit.utils.atomic import save_json
+from maskgit.utils.config import print_config_tree
+from maskgit.utils.loggers import build_loggers, finish_loggers
+
+log = logging.getLogger(__name__)
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+def decode_settings(cfg: DictConfig) -> DecodeSettings:
+    """The decoding options, checked before any work starts."""
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ConfigError("ckpt_path is required: python eval.py ckpt_path=/path/to/last.ckpt")
+    get_schedule(cfg.mask_func)
+    if int(cfg.total_iter) < 1:
+        raise ConfigError(f"total_iter must be at least 1, got {cfg.total_iter}")
+    if int(cfg.sweet_spot) < -1:
+        raise ConfigError(f"sweet_spot must be -1 (never stop early) or a step >= 0, got {cfg.sweet_spot}")
+    if cfg.confidence not in CONFIDENCES:
+        raise ConfigError(f"unknown confidence '{cfg.confidence}'; valid: {', '.join(CONFIDENCES)}")
+    return DecodeSettings(mask_func=cfg.mask_func, total_iter=int(cfg.total_iter),
+                          sweet_spot=int(cfg.sweet_spot), choice_temperature=float(cfg.choice_temperature),
+                          confidence=cfg.confidence, seed=int(cfg.seed))
+
+
+@cache
+def load_model(ckpt_path: str, vqgan_ckpt_path: str | None, mtime: float) -> MaskGIT:
+    del mtime  # part of the cache key: a rewritten checkpoint is loaded again
+    return MaskGIT.from_checkpoint(ckpt_path, vqgan_ckpt_path)
+
+
+_TEST_SETS: dict[str, InpaintingSet] = {}
+
+
+def load_test_set(key: str, datamodule: CatFaceDataModule) -> InpaintingSet:
+    if key not in _TEST_SETS:
+        _TEST_SETS[key] = datamodule.inpainting_set()
+    return _TEST_SETS[key]
+
+
+@cache
+def fid_metric(weights_path: str | None, role: str) -> FrechetInceptionDistance:
+    """One FID network per role ('all', 'unseen'), reused by every sweep point in this process."""
+    del role
+    return build_fid(weights_path)
+
+
+def versions() -> dict[str, str]:
+    names = ["maskgit", "torch", "lightning", "torchmetrics", "torch-fidelity", "hydra-core", "wandb"]
+    return {n: importlib.metadata.version(n) for n in names}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Inpaint, write images and pictures, measure; returns the metrics file's content."""
+    settings = decode_settings(cfg)
+    print_config_tree(cfg, save_to=cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    ckpt = Path(cfg.ckpt_path)
+    model = load_model(str(ckpt.resolve()) if ckpt.exists() else str(ckpt), cfg.get("vqgan_ckpt_path"),
+                       ckpt.stat().st_mtime if ckpt.exists() else 0.0)
+    datamodule: CatFaceDataModule = instantiate(cfg.data)
+    layout = datamodule.check(require_test=True)
+    datamodule.use_tokenizer(model.vqgan)
+    key = f"{layout.root}|{OmegaConf.to_yaml(cfg.data)}|{module_digest(model.vqgan)}"
+    datamodule.test_set = load_test_set(key, datamodule)
+
+    out = Path(cfg.paths.output_dir)
+    results_dir, partial = out / "test_results", out / "test_results.partial"
+    fid = fid_unseen = unseen = None
+    references: list[tuple[Any, list[Path]]] = []
+    fid_cfg = cfg.metrics.fid
+    if fid_cfg.enabled and layout.gt_files is not None:
+        fid = fid_metric(fid_cfg.weights_path, "all")
+        references.append((fid, layout.gt_files))
+        if layout.in_trainval is not None and fid_cfg.unseen_subset:
+            unseen = ~torch.tensor(layout.in_trainval, dtype=torch.bool)
+            if int(unseen.sum()) >= 2:
+                fid_unseen = fid_metric(fid_cfg.weights_path, "unseen")
+                unseen_files = [f for f, u in zip(layout.gt_files, unseen, strict=True) if u]
+                references.append((fid_unseen, unseen_files))
+    evaluator = InpaintingEvaluator(
+        model, settings, partial, fid=fid, fid_unseen=fid_unseen, unseen=unseen,
+        references=[(m, files, files_digest(files)) for m, files in references],
+        fid_weights_path=fid_cfg.weights_path, cache_dir=Path(cfg.paths.cache_dir) / "fid",
+        composite=cfg.composite, num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures",
+        memo_scope=f"{ckpt.resolve()}|{key}")
+
+    loggers = build_loggers(cfg.get("logger"))
+    try:
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[],
+                                         use_distributed_sampler=False, enable_checkpointing=False,
+                                         enable_model_summary=False)
+        if trainer.global_rank == 0:
+            shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True, exist_ok=True)
+        (out / "pictures").mkdir(exist_ok=True)
+        start = time.perf_counter()
+        trainer.test(evaluator, datamodule=datamodule, verbose=False)
+        if trainer.global_rank != 0:
+            return {}
+        report = _finish(cfg, evaluator, layout, results_dir, partial, time.perf_counter() - start)
+        _log(loggers, report, out)
+        return report
+    finally:
+        finish_loggers(loggers)
+
+
+def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, results_dir: Path, partial: Path,
+            seconds: float) -> dict[str, Any]:
+    shutil.rmtree(results_dir, ignore_errors=True)
+    partial.rename(results_dir)
+    n = cfg.pictures.grid_images
+    if n and layout.gt_files is not None:
+        files = sorted(results_dir.glob("image_*.png"))[:n]
+        grid = comparison_grid(torch.stack([read_image(f) for f in layout.test_files[: len(files)]]),
+                               torch.stack([read_image(f) for f in files]),
+                               torch.stack([read_image(f) for f in layout.gt_files[: len(files)]]))
+        save_picture(grid, Path(cfg.paths.output_dir) / "pictures" / "grid.png")
+    report = {
+        "metrics": evaluator.final_metrics,
+        "num_images": len(list(results_dir.glob("image_*.png"))),
+        "timings_s": {**{k: round(v, 3) for k, v in evaluator.seconds.items()}, "total": round(seconds, 3)},
+        "decoded_now": evaluator.decoded_now,
+        "composite": bool(cfg.composite),
+        "fid": {"resize": RESIZE_NOTE, "weights_path": cfg.metrics.fid.weights_path,
+                "unseen_images": layout.in_trainval.count(False) if layout.in_trainval else None},
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "vqgan": evaluator.model.vqgan_record(),
+        "versions": versions(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    save_json(report, Path(cfg.paths.output_dir) / "metrics.json")
+    log.info("metrics: %s", report["metrics"])
+    return report
+
+
+def _log(loggers, report: dict[str, Any], out: Path) -> None:
+    metrics = {f"test/{k}": v for k, v in report["metrics"].items()}
+    for logger in loggers:
+        logger.log_metrics(metrics)
+        if hasattr(logger, "log_image"):
+            pictures = sorted((out / "pictures").glob("*.png"))
+            if pictures:
+                logger.log_image("test/pictures", [str(p) for p in pictures],
+                                 caption=[p.stem for p in pictures])
+            columns = list(metrics) + ["mask_func", "total_iter", "sweet_spot", "composite"]
+            cfg = report["config"]
+            logger.log_table("test/summary", columns=columns,
+                             data=[list(metrics.values()) + [cfg["mask_func"], cfg["total_iter"],
+                                                             cfg["sweet_spot"], cfg["composite"]]])
