@@ -87,3 +87,37 @@ def run_cli(script: str, *args: str, cwd: Path, timeout: float = 300,
     full_env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random weights in torch-fidelity's InceptionV3 format, loaded through the real FID path."""
+    from helpers.inception import make_inception_weights
+
+    return make_inception_weights(tmp_path_factory.mktemp("inception") / "pt_inception-random.pth")
+
+
+@pytest.fixture(scope="session")
+def trained_ckpt(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, data_root: Path,
+                 tiny_vqgan_path: Path) -> Path:
+    """last.ckpt of a real 2-epoch tiny training run on the real data set."""
+    from maskgit.tasks.train import train
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = compose_config("train", tiny_train_overrides(data_root, tiny_vqgan_path) +
+                         ["trainer.max_epochs=2"], out, cache_dir)
+    train(cfg)
+    return out / "checkpoints" / "last.ckpt"
+
+
+def eval_overrides(ckpt: Path, data_root: Path, inception: Path, n_test: int = 24) -> list[str]:
+    """Evaluate on the first `n_test` real test images, CPU, FID on the random Inception file.
+
+    FID uses Inception's 64-d layer here: the same code path, without torchmetrics' 2048x2048
+    eigendecomposition that costs ~15 s per metric on 2 cores (tests/test_fid.py covers 2048).
+    """
+    return [f"ckpt_path={ckpt}", f"data.root={data_root}", f"data.limit.test={n_test}",
+            "data.batch_size=8", f"metrics.fid.weights_path={inception}", "metrics.fid.features=64",
+            "trainer=cpu",
+            "trainer.enable_progress_bar=false", "logger=csv", "pictures.num_images=2",
+            "pictures.grid_images=4"]

@@ -26,14 +26,14 @@ RESIZE_NOTE = (
     "(interpolate_bilinear_2d_like_tensorflow1x, align_corners=False, no antialias), "
     "as in the original TensorFlow FID; torchmetrics antialias=False"
 )
-FEATURES = 2048
+FEATURES = 2048  # the standard FID layer; torch-fidelity also offers 64, 192 and 768
 REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
 ReferenceStats = dict[str, Tensor]
 """The metric's real-feature states, keyed by the names in `REAL_STATES`."""
 
 
-def build_fid(weights_path: str | os.PathLike | None) -> FrechetInceptionDistance:
+def build_fid(weights_path: str | os.PathLike | None, features: int = FEATURES) -> FrechetInceptionDistance:
     """FID on torch-fidelity's 2048-d InceptionV3 features of uint8 (B,3,H,W) images.
 
     `weights_path=None` downloads torch-fidelity's weights once into the torch hub cache.
@@ -41,7 +41,7 @@ def build_fid(weights_path: str | os.PathLike | None) -> FrechetInceptionDistanc
     """
     if weights_path is None:
         try:
-            return _fid(None)
+            return _fid(None, features)
         except OSError as err:  # URLError, timeouts and an unwritable hub dir are all OSErrors
             raise ConfigError(
                 "FID needs the Inception weights: set metrics.fid.weights_path="
@@ -52,7 +52,7 @@ def build_fid(weights_path: str | os.PathLike | None) -> FrechetInceptionDistanc
     if not path.is_file():
         raise ConfigError(f"metrics.fid.weights_path={path}: no such file (the FID Inception weights)")
     try:
-        return _fid(str(path))
+        return _fid(str(path), features)
     except Exception as err:  # anything the load raises means the file is not those weights
         raise ConfigError(
             f"metrics.fid.weights_path={path} is not torch-fidelity's InceptionV3 state dict "
@@ -86,7 +86,7 @@ def load_or_compute_reference(
     parts = {
         "data": data_digest,
         "extractor": extractor_digest(weights_path),
-        "features": FEATURES,
+        "features": int(fid.real_features_sum.shape[0]),
         "resize": RESIZE_NOTE,
     }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
@@ -111,9 +111,9 @@ def extractor_digest(weights_path: str | os.PathLike | None) -> str:
     return "torch-fidelity-default:" + (_sha256(downloaded) if downloaded.is_file() else name)
 
 
-def _fid(weights_path: str | None) -> FrechetInceptionDistance:
+def _fid(weights_path: str | None, features: int) -> FrechetInceptionDistance:
     return FrechetInceptionDistance(
-        feature=FEATURES,
+        feature=features,
         reset_real_features=False,
         feature_extractor_weights_path=weights_path,
         antialias=False,  # TF1-style resize, see RESIZE_NOTE

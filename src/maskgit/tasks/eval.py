@@ -6,7 +6,9 @@ script works on them), `pictures/` (decoding progressions and a masked / result 
 `test_results.partial/` first and are renamed only when the run completes.
 
 Within one process (a Hydra multirun) the model, the test tokens and the FID networks are loaded
-once and reused by every point.
+once and reused by every point. Every finished point is also kept in a store keyed by what decides
+its result (`maskgit.sweeps.points`): a multirun job whose point is there already copies its metrics
+and loads nothing (`+reuse_results=false` computes it again).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
 from maskgit.maskgit import MaskGIT
 from maskgit.metrics.fid import RESIZE_NOTE, build_fid
 from maskgit.pictures import comparison_grid, save_picture
+from maskgit.sweeps.multirun import prepare_multirun_job
+from maskgit.sweeps.points import PointStore
 from maskgit.utils.atomic import save_json
 from maskgit.utils.config import print_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
@@ -75,10 +79,10 @@ def load_test_set(key: str, datamodule: CatFaceDataModule) -> InpaintingSet:
 
 
 @cache
-def fid_metric(weights_path: str | None, role: str) -> FrechetInceptionDistance:
+def fid_metric(weights_path: str | None, features: int, role: str) -> FrechetInceptionDistance:
     """One FID network per role ('all', 'unseen'), reused by every sweep point in this process."""
     del role
-    return build_fid(weights_path)
+    return build_fid(weights_path, features)
 
 
 def versions() -> dict[str, str]:
@@ -89,7 +93,11 @@ def versions() -> dict[str, str]:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Inpaint, write images and pictures, measure; returns the metrics file's content."""
     settings = decode_settings(cfg)
+    multirun = prepare_multirun_job(cfg)  # refuses DDP, names the point's wandb run in the sweep's group
     print_config_tree(cfg, save_to=cfg.paths.output_dir)
+    store = PointStore(cfg, settings)
+    if multirun and cfg.get("reuse_results", True) and (done := store.reuse(cfg)) is not None:
+        return done
     L.seed_everything(cfg.seed, workers=True)
     ckpt = Path(cfg.ckpt_path)
     model = load_model(str(ckpt.resolve()) if ckpt.exists() else str(ckpt), cfg.get("vqgan_ckpt_path"),
@@ -106,12 +114,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     references: list[tuple[Any, list[Path]]] = []
     fid_cfg = cfg.metrics.fid
     if fid_cfg.enabled and layout.gt_files is not None:
-        fid = fid_metric(fid_cfg.weights_path, "all")
+        fid = fid_metric(fid_cfg.weights_path, fid_cfg.features, "all")
         references.append((fid, layout.gt_files))
         if layout.in_trainval is not None and fid_cfg.unseen_subset:
             unseen = ~torch.tensor(layout.in_trainval, dtype=torch.bool)
             if int(unseen.sum()) >= 2:
-                fid_unseen = fid_metric(fid_cfg.weights_path, "unseen")
+                fid_unseen = fid_metric(fid_cfg.weights_path, fid_cfg.features, "unseen")
                 unseen_files = [f for f, u in zip(layout.gt_files, unseen, strict=True) if u]
                 references.append((fid_unseen, unseen_files))
     evaluator = InpaintingEvaluator(
@@ -134,7 +142,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(evaluator, datamodule=datamodule, verbose=False)
         if trainer.global_rank != 0:
             return {}
-        report = _finish(cfg, evaluator, layout, results_dir, partial, time.perf_counter() - start)
+        report = _finish(cfg, evaluator, layout, results_dir, partial, time.perf_counter() - start,
+                         point={"key": store.key, "store": str(store.path)})
+        store.record(report, str(out))
         _log(loggers, report, out)
         return report
     finally:
@@ -142,7 +152,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, results_dir: Path, partial: Path,
-            seconds: float) -> dict[str, Any]:
+            seconds: float, point: dict[str, str]) -> dict[str, Any]:
     shutil.rmtree(results_dir, ignore_errors=True)
     partial.rename(results_dir)
     n = cfg.pictures.grid_images
@@ -157,8 +167,11 @@ def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, results_dir
         "num_images": len(list(results_dir.glob("image_*.png"))),
         "timings_s": {**{k: round(v, 3) for k, v in evaluator.seconds.items()}, "total": round(seconds, 3)},
         "decoded_now": evaluator.decoded_now,
+        "skipped": False,
+        "point": point,
         "composite": bool(cfg.composite),
         "fid": {"resize": RESIZE_NOTE, "weights_path": cfg.metrics.fid.weights_path,
+                "features": int(cfg.metrics.fid.features),
                 "unseen_images": layout.in_trainval.count(False) if layout.in_trainval else None},
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "vqgan": evaluator.model.vqgan_record(),

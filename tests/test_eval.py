@@ -1,0 +1,165 @@
+"""eval.py on the real test set: outputs, metrics, determinism, devices, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import compose_config, eval_overrides, run_cli
+from PIL import Image
+
+from maskgit.data.images import read_image, read_mask
+from maskgit.errors import MaskGITError
+from maskgit.tasks.eval import evaluate
+
+N_TEST = 24
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, cache_dir, data_root, trained_ckpt, inception_weights):
+    """One full evaluation (FID on all 24 images and on the unseen ones) shared by several tests."""
+    out = tmp_path_factory.mktemp("eval")
+    cfg = compose_config("eval", eval_overrides(trained_ckpt, data_root, inception_weights, N_TEST) +
+                         ["total_iter=4"], out, cache_dir)
+    report = evaluate(cfg)
+    return out, report
+
+
+def test_writes_lab_named_results_pictures_and_metrics(evaluated, data_root):
+    out, report = evaluated
+    results = sorted(p.name for p in (out / "test_results").iterdir())
+    assert results == [f"image_{i:03d}.png" for i in range(N_TEST)]
+    with Image.open(out / "test_results" / "image_005.png") as img:
+        assert img.size == (64, 64) and img.mode == "RGB"
+    assert not (out / "test_results.partial").exists()
+    pictures = sorted(p.name for p in (out / "pictures").iterdir())
+    assert pictures == ["grid.png", "progression_000.png", "progression_001.png"]
+    with Image.open(out / "pictures" / "progression_000.png") as img:  # input + 4 steps, 2 rows
+        assert img.size == (2 + 5 * 66, 4 + 2 * 64)
+
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metrics"] == pytest.approx(report["metrics"])
+    m = saved["metrics"]
+    assert m["fid"] > 0 and m["fid_unseen"] > 0 and m["fid_unseen"] != m["fid"]
+    assert 0 <= m["masked_token_accuracy"] <= 1 and 0 < m["hole_l1"] < 1 and 0 < m["hole_psnr"] < 60
+    assert saved["num_images"] == N_TEST and saved["composite"] is False
+    assert {"decode", "vqgan_decode", "features", "reference_stats", "total"} <= set(saved["timings_s"])
+    assert "no antialias" in saved["fid"]["resize"] and saved["fid"]["features"] == 64
+    assert saved["config"]["total_iter"] == 4 and saved["versions"]["torch"]
+
+
+def test_results_are_the_decoded_tokens_not_the_ground_truth(evaluated, data_root):
+    out, _ = evaluated
+    result = read_image(out / "test_results" / "image_000.png").float()
+    truth = read_image(data_root / "gt" / "image_000.png").float()
+    assert (result - truth).abs().mean() > 1  # a random tiny VQGAN cannot reproduce the photo
+
+
+def test_composite_keeps_known_pixels_and_same_seed_same_images(evaluated, tmp_path, cache_dir, data_root,
+                                                                trained_ckpt, inception_weights):
+    out, _ = evaluated
+    args = eval_overrides(trained_ckpt, data_root, inception_weights, 8) + [
+        "total_iter=4", "composite=true", "metrics.fid.enabled=false"]
+    evaluate(compose_config("eval", args, tmp_path, cache_dir))
+    for i in range(8):
+        known = read_mask(data_root / "mask64" / f"mask_{i:03d}.png")
+        ours = read_image(tmp_path / "test_results" / f"image_{i:03d}.png")
+        masked = read_image(data_root / "masked_image" / f"image_{i:03d}.png")
+        plain = read_image(out / "test_results" / f"image_{i:03d}.png")
+        assert torch.equal(ours[:, known], masked[:, known])
+        # Same seed: the holes hold exactly the pixels of the non-composite run (batch size 8 vs 8,
+        # 24 vs 8 images: per-image seeds make results independent of batching).
+        assert torch.equal(ours[:, ~known], plain[:, ~known])
+
+
+def test_other_seed_gives_other_results(evaluated, tmp_path, cache_dir, data_root, trained_ckpt,
+                                        inception_weights):
+    out, _ = evaluated
+    args = eval_overrides(trained_ckpt, data_root, inception_weights, 4) + [
+        "total_iter=4", "seed=1", "metrics.fid.enabled=false", "pictures.num_images=0"]
+    evaluate(compose_config("eval", args, tmp_path, cache_dir))
+    differ = [not torch.equal(read_image(tmp_path / "test_results" / f"image_{i:03d}.png"),
+                              read_image(out / "test_results" / f"image_{i:03d}.png")) for i in range(4)]
+    assert any(differ)
+
+
+def test_two_processes_give_the_same_fid_and_images(tmp_path, data_root, trained_ckpt, inception_weights,
+                                                    cache_dir):
+    # Same numerics on both sides: batch size 1 and one CPU thread (Lightning gives each of two DDP
+    # processes on 2 cores one thread). CPU kernels sum in an order that depends on the batch's shape
+    # and the thread count, which can flip a near-tie sample of this barely trained model.
+    args = eval_overrides(trained_ckpt, data_root, inception_weights, 12) + [
+        "total_iter=4", "data.batch_size=1", "metrics.fid.unseen_subset=false", "pictures.num_images=0"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = evaluate(compose_config("eval", args, tmp_path / "one", cache_dir))["metrics"]
+    finally:
+        torch.set_num_threads(threads)
+    proc = run_cli("eval.py", *args, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                   cwd=tmp_path, env={"MASKGIT_CACHE_DIR": str(cache_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "eval" / "runs").iterdir()
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == pytest.approx(single, rel=1e-5)
+    for i in range(12):  # even indices come from process 0, odd ones from process 1
+        assert torch.equal(read_image(run / "test_results" / f"image_{i:03d}.png"),
+                           read_image(tmp_path / "one" / "test_results" / f"image_{i:03d}.png"))
+
+
+# -- bad input: one clear line, and nothing left behind that looks complete ---------------------
+
+def _fails(tmp_path, cache_dir, args: list[str], *words: str) -> None:
+    with pytest.raises(MaskGITError) as err:
+        evaluate(compose_config("eval", args, tmp_path, cache_dir))
+    message = str(err.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+    assert not (tmp_path / "test_results").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_bad_checkpoints(tmp_path, cache_dir, data_root, trained_ckpt, inception_weights, tiny_vqgan_path):
+    base = eval_overrides(trained_ckpt, data_root, inception_weights)
+    _fails(tmp_path, cache_dir, base + [f"ckpt_path={tmp_path / 'missing.ckpt'}"], "missing.ckpt",
+           "does not exist")
+    _fails(tmp_path, cache_dir, base + [f"ckpt_path={tiny_vqgan_path}"], "not a maskgit")
+
+    ckpt = torch.load(trained_ckpt, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["transformer"]["dim"] = 48
+    wrong = tmp_path / "wrong_arch.ckpt"
+    torch.save(ckpt, wrong)
+    _fails(tmp_path, cache_dir, base + [f"ckpt_path={wrong}"], "does not match", "shape")
+
+    other = tmp_path / "other_vqgan.pt"
+    state = torch.load(tiny_vqgan_path, weights_only=True)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, other)
+    _fails(tmp_path, cache_dir, base + [f"vqgan_ckpt_path={other}"], "VQGAN mismatch")
+
+
+def test_bad_decoding_settings(tmp_path, cache_dir, data_root, trained_ckpt, inception_weights):
+    base = eval_overrides(trained_ckpt, data_root, inception_weights)
+    _fails(tmp_path, cache_dir, base + ["mask_func=zigzag"], "zigzag", "cosine", "linear", "square")
+    _fails(tmp_path, cache_dir, base + ["total_iter=0"], "total_iter")
+
+
+def test_bad_test_folders(tmp_path, cache_dir, data_root, trained_ckpt, inception_weights):
+    root = tmp_path / "data"
+    for split, n in (("train", 2), ("val", 2), ("masked_image", 4), ("mask64", 4), ("gt", 4)):
+        (root / split).mkdir(parents=True)
+        for f in sorted((data_root / split).iterdir())[:n]:
+            shutil.copy(f, root / split / f.name)
+    base = eval_overrides(trained_ckpt, data_root, inception_weights) + [f"data.root={root}"]
+    out = tmp_path / "run"
+    (root / "mask64" / "mask_003.png").unlink()
+    _fails(out, cache_dir, base, "image_003.png")
+    shutil.rmtree(root / "mask64")
+    _fails(out, cache_dir, base, "mask64")
+
+
+def test_missing_checkpoint_on_the_command_line_is_one_line(tmp_path):
+    proc = run_cli("eval.py", "trainer=cpu", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: ckpt_path is required: python eval.py ckpt_path=/path/to/last.ckpt")
