@@ -198,23 +198,24 @@ def assert_loaded(vqgan: VQGAN, state: dict[str, torch.Tensor]) -> None:
 class LabModule(nn.Module):
     """A Lightning-style training module: its state dict keys carry the `vqgan.` prefix."""
 
-    def __init__(self):
+    def __init__(self, discriminator: bool = False):
         super().__init__()
         self.vqgan = VQGAN(**TINY_VQGAN)
+        self.discriminator = nn.Conv2d(3, 8, 4) if discriminator else None
 
 
-@pytest.mark.parametrize("wrapping", ["plain", "state_dict", "lightning"])
+@pytest.mark.parametrize("wrapping", ["plain", "state_dict", "lightning", "stage1_module"])
 def test_build_vqgan_loads_plain_and_wrapped_state_dicts(tiny_state, tmp_path, wrapping):
     if wrapping == "plain":
         obj = tiny_state  # the lab's VQGAN.pt
     elif wrapping == "state_dict":
         obj = {"state_dict": tiny_state, "epoch": 7}
-    else:
-        module = LabModule()
+    else:  # a training module's checkpoint; a stage-1 module also holds its discriminator
+        module = LabModule(discriminator=wrapping == "stage1_module")
         module.vqgan.load_state_dict(tiny_state)
         obj = {"epoch": 3, "global_step": 1200, "pytorch-lightning_version": "2.3.0",
                "state_dict": module.state_dict(), "hyper_parameters": {"lr": 2.25e-5}}
-        assert all(k.startswith("vqgan.") for k in obj["state_dict"])
+        assert any(k.startswith("vqgan.") for k in obj["state_dict"])
     path = tmp_path / "VQGAN.pt"
     torch.save(obj, path)
 

@@ -38,6 +38,8 @@ def extract_state_dict(obj: Mapping[str, Any]) -> dict[str, Tensor]:
         if isinstance(obj.get(key), Mapping):
             return extract_state_dict(obj[key])
     state = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+    if any(k.startswith("vqgan.") for k in state):  # e.g. a stage-1 module: vqgan.* + discriminator.*
+        state = {k: v for k, v in state.items() if k.startswith("vqgan.")}
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
