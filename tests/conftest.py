@@ -97,17 +97,26 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_inception_weights(tmp_path_factory.mktemp("inception") / "pt_inception-random.pth")
 
 
+TRAINED_RUN = ["data.limit.train=256", "trainer.max_epochs=3", "model.scheduler.warmup_steps=4",
+               "model.optimizer.lr=3e-3"]
+
+
 @pytest.fixture(scope="session")
-def trained_ckpt(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, data_root: Path,
-                 tiny_vqgan_path: Path) -> Path:
-    """last.ckpt of a real 2-epoch tiny training run on the real data set."""
+def trained_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, data_root: Path,
+                tiny_vqgan_path: Path) -> tuple[DictConfig, dict, Path]:
+    """One real tiny training run on the real data set (3 epochs of 16 steps, warmup 4 steps),
+    shared by the training tests (its logs) and the evaluation tests (its checkpoint)."""
     from maskgit.tasks.train import train
 
     out = tmp_path_factory.mktemp("trained")
-    cfg = compose_config("train", tiny_train_overrides(data_root, tiny_vqgan_path) +
-                         ["trainer.max_epochs=2"], out, cache_dir)
-    train(cfg)
-    return out / "checkpoints" / "last.ckpt"
+    cfg = compose_config("train", tiny_train_overrides(data_root, tiny_vqgan_path) + TRAINED_RUN,
+                         out, cache_dir)
+    return cfg, train(cfg), out
+
+
+@pytest.fixture(scope="session")
+def trained_ckpt(trained_run: tuple[DictConfig, dict, Path]) -> Path:
+    return trained_run[2] / "checkpoints" / "last.ckpt"
 
 
 def eval_overrides(ckpt: Path, data_root: Path, inception: Path, n_test: int = 24) -> list[str]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import torch
 from conftest import run_cli, tiny_train_overrides
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from maskgit.errors import user_error_in
+from maskgit.tasks.train import train
 
 
 def test_ddp_on_two_cpu_processes_gives_one_run(tmp_path, data_root, tiny_vqgan_path):
@@ -36,30 +40,35 @@ def test_missing_data_root_is_one_line(tmp_path, tiny_vqgan_path, data_root):
     assert line.startswith("error: ") and "nope" in line and "does not exist" in line
 
 
-def test_broken_image_names_the_file(tmp_path, tiny_vqgan_path, data_root):
+def _user_error(cfg) -> str:
+    """train(cfg) fails with a user error; train.py prints it as this one line and exits 2."""
+    with pytest.raises(Exception) as raised:  # noqa: B017 - Hydra may wrap it; unwrapped below
+        train(cfg)
+    err = user_error_in(raised.value)
+    assert err is not None, raised.value
+    assert "\n" not in str(err)
+    return str(err)
+
+
+def test_broken_image_names_the_file(tmp_path, train_cfg, data_root):
     root = tmp_path / "data"
     for split in ("train", "val"):
         (root / split).mkdir(parents=True)
         for f in sorted((data_root / split).iterdir())[:4]:
             shutil.copy(f, root / split / f.name)
     (root / "val" / "image_00002.png").write_bytes(b"not an image")
-    args = tiny_train_overrides(data_root, tiny_vqgan_path) + [f"data.root={root}"]
-    line = _error_line(run_cli("train.py", *args, cwd=tmp_path))
-    assert "val/image_00002.png" in line
+    assert "val/image_00002.png" in _user_error(train_cfg(f"data.root={root}"))
 
 
-def test_missing_and_mismatched_vqgan_weights(tmp_path, data_root, tiny_vqgan_path):
-    base = tiny_train_overrides(data_root, tiny_vqgan_path)
-    line = _error_line(run_cli("train.py", *base, f"vqgan.ckpt_path={tmp_path / 'VQGAN.pt'}", cwd=tmp_path))
+def test_missing_and_mismatched_vqgan_weights(tmp_path, train_cfg, tiny_vqgan_path):
+    line = _user_error(train_cfg(f"vqgan.ckpt_path={tmp_path / 'VQGAN.pt'}"))
     assert "VQGAN.pt" in line and "vqgan.ckpt_path" in line
-    line = _error_line(run_cli("train.py", *base, "vqgan=lab", f"vqgan.ckpt_path={tiny_vqgan_path}",
-                               cwd=tmp_path))
+    line = _user_error(train_cfg("vqgan=lab", f"vqgan.ckpt_path={tiny_vqgan_path}"))
     assert "does not match" in line and "shape mismatches" in line
 
 
-def test_unknown_mask_function_lists_valid_ones(tmp_path, data_root, tiny_vqgan_path):
-    args = tiny_train_overrides(data_root, tiny_vqgan_path) + ["model.mvtm.mask_func=zigzag"]
-    line = _error_line(run_cli("train.py", *args, cwd=tmp_path))
+def test_unknown_mask_function_lists_valid_ones(train_cfg):
+    line = _user_error(train_cfg("model.mvtm.mask_func=zigzag"))
     assert "zigzag" in line and "cosine" in line and "linear" in line
 
 
@@ -67,10 +76,15 @@ def test_every_config_group_option_composes(tmp_path, cache_dir):
     from conftest import ROOT, compose_config
 
     conf = ROOT / "conf"
-    for group in sorted(p for p in conf.iterdir() if p.is_dir()):
-        for option in sorted(group.glob("*.yaml")):
-            if group.name in ("hydra",):
-                continue
-            cfg = compose_config("train", [f"{group.name}={option.stem}"], tmp_path, cache_dir)
-            resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
-            assert resolved["task_name"] == "train", f"{group.name}={option.stem}"
+    composed = 0
+    for primary in ("train", "eval"):
+        groups = {next(iter(d)) for d in OmegaConf.load(conf / f"{primary}.yaml").defaults
+                  if isinstance(d, dict | DictConfig)} - {"hydra"}
+        for group in sorted(groups):
+            for option in sorted((conf / group).glob("*.yaml")):
+                extra = ["ckpt_path=x.ckpt"] if primary == "eval" else []
+                cfg = compose_config(primary, [f"{group}={option.stem}", *extra], tmp_path, cache_dir)
+                resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+                assert resolved["task_name"] == primary, f"{primary}: {group}={option.stem}"
+                composed += 1
+    assert composed >= 20

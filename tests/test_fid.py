@@ -71,21 +71,25 @@ def count_calls(batches: list[torch.Tensor]):
 
 @pytest.mark.slow  # torchmetrics' compute() eigendecomposes a 2048 x 2048 matrix: ~15-40 s on CPU
 @pytest.mark.parametrize(
-    "images",
+    ("images", "n_features"),
     [
-        # two overlapping intensity ranges, as in torchmetrics' own example
-        pytest.param(lambda: (random_images(10, 0, 0, 200), random_images(10, 1, 60, 256)), id="random"),
-        pytest.param(lambda: (cat_images("gt", 20), cat_images("masked_image", 20)), id="cat-gt-vs-masked"),
+        # two overlapping intensity ranges, as in torchmetrics' own example; the 192-d layer
+        pytest.param(lambda: (random_images(10, 0, 0, 200), random_images(10, 1, 60, 256)), 192,
+                     id="random-192"),
+        # the standard 2048-d FID on real cat faces
+        pytest.param(lambda: (cat_images("gt", 20), cat_images("masked_image", 20)), 2048,
+                     id="cat-gt-vs-masked-2048"),
     ],
 )
-def test_fid_from_the_cached_reference_equals_scipy_on_the_same_features(weights, tmp_path, images):
+def test_fid_from_the_cached_reference_equals_scipy_on_the_same_features(weights, tmp_path, images,
+                                                                         n_features):
     real, fake = images()
     images_fn, calls = count_calls(list(real.split(5)))
     args = dict(data_digest="gt", weights_path=weights, cache_dir=tmp_path)
     features: list[torch.Tensor] = []
 
     def build_fid_with_feature_tap():
-        fid = build_fid(weights)
+        fid = build_fid(weights, n_features)
         fid.inception.register_forward_hook(lambda _m, _i, out: features.append(out.double()))
         return fid
 
@@ -97,7 +101,7 @@ def test_fid_from_the_cached_reference_equals_scipy_on_the_same_features(weights
     ours = fid.compute().item()
 
     real_f, fake_f = torch.cat(features[:-1]).numpy(), features[-1].numpy()
-    assert real_f.shape == (len(real), 2048) and fake_f.shape == (len(fake), 2048)
+    assert real_f.shape == (len(real), n_features) and fake_f.shape == (len(fake), n_features)
     # random weights still give features that differ from image to image
     assert real_f.std(0).mean() > 1e-3 and fake_f.std(0).mean() > 1e-3
     assert ours > 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_VQGAN, compose_config, tiny_train_overrides
+from conftest import TINY_VQGAN, TRAINED_RUN
 from hydra.utils import instantiate
 
 from maskgit.errors import CheckpointError
@@ -20,13 +20,9 @@ EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, cache_dir, data_root, tiny_vqgan_path):
-    """One real training run shared by the tests below: 3 epochs of 16 steps, warmup 4 steps."""
-    out = tmp_path_factory.mktemp("train")
-    cfg = compose_config("train", tiny_train_overrides(data_root, tiny_vqgan_path) + [
-        "data.limit.train=256", f"trainer.max_epochs={EPOCHS}", "model.scheduler.warmup_steps=4",
-        "model.optimizer.lr=3e-3"], out, cache_dir)
-    result = train(cfg)
+def trained(trained_run):
+    """The session's tiny training run (conftest.TRAINED_RUN: 3 epochs of 16 steps, warmup 4)."""
+    cfg, result, out = trained_run
     (metrics,) = out.glob("csv/version_*/metrics.csv")
     with open(metrics) as fh:
         rows = list(csv.DictReader(fh))
@@ -64,8 +60,7 @@ def test_lr_warms_up_linearly_then_decays_by_cosine(trained):
 
 
 def test_resume_continues_step_count_and_schedule(trained, train_cfg):
-    cfg = train_cfg("data.limit.train=256", f"trainer.max_epochs={EPOCHS + 1}",
-                    "model.scheduler.warmup_steps=4", "model.optimizer.lr=3e-3", f"ckpt_path={trained[3]}")
+    cfg = train_cfg(*TRAINED_RUN, f"trainer.max_epochs={EPOCHS + 1}", f"ckpt_path={trained[3]}")
     train(cfg)
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt",
                       map_location="cpu", weights_only=True)
