@@ -1,17 +1,25 @@
-"""Inpaint the test set and measure it: python eval.py ckpt_path=... [mask_func=cosine total_iter=8]"""
+"""Inpaint the test set and measure it: python eval.py ckpt_path=... [mask_func=cosine total_iter=8]
+
+Sweep: python eval.py -m ckpt_path=... mask_func=linear,cosine,square total_iter=1..28 (a..b: inclusive)
+"""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from maskgit.errors import exit_on_user_error
-from maskgit.tasks.eval import evaluate
+from maskgit.sweeps.syntax import expand_ranges
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    from maskgit.tasks.eval import evaluate  # torch & co. load after the command line is checked
+
     evaluate(cfg)
 
 
 if __name__ == "__main__":
+    sys.argv = exit_on_user_error(expand_ranges)(sys.argv)  # total_iter=1..28 -> range(1,29)
     main()

@@ -1,0 +1,390 @@
+"""The FID table of an eval sweep: `maskgit-fid-table <sweep dir>` (or `python sweeps/fid_table.py`).
+
+Reads every `metrics.json` under the sweep folder, finished or not, and the planned grid from
+Hydra's `multirun.yaml` (points not run yet are blank), then writes into the sweep folder:
+
+- `fid_table.csv`: one row per point (status done / reused / missing, its coordinates, metrics, timings);
+- `fid_table.md`: rows mask function, columns total_iter (or sweet_spot when only it varies), each
+  cell "FID (leak-free FID)", the lowest FID in bold; one table per value of any other swept key
+  (e.g. one per sweet spot);
+- `fid_vs_<col>.png` and `decode_time_vs_<col>.png`: one line per mask function (and table);
+
+and, when the points logged to wandb, the same table and plots as one summary run in their group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+from maskgit.errors import ConfigError, exit_on_user_error
+
+log = logging.getLogger(__name__)
+
+ROW = "mask_func"
+AXES = ("mask_func", "total_iter", "sweet_spot")
+METRICS = ("fid", "fid_unseen", "hole_l1", "hole_psnr", "masked_token_accuracy")
+TIMINGS = ("decode", "vqgan_decode", "features", "reference_stats", "total")
+
+
+@dataclass
+class Point:
+    overrides: list[str]
+    coords: dict[str, Any]
+    report: dict[str, Any] | None = None
+    dir: Path | None = None
+
+    @property
+    def status(self) -> str:
+        if self.report is None:
+            return "missing"
+        return "reused" if self.report.get("skipped") else "done"
+
+    def metric(self, name: str) -> float | None:
+        return (self.report or {}).get("metrics", {}).get(name)
+
+    def seconds(self, phase: str) -> float | None:
+        return (self.report or {}).get("timings_s", {}).get(phase)
+
+
+@dataclass
+class Sweep:
+    dir: Path
+    points: list[Point]
+    swept: list[str]  # keys with more than one value, in command-line order
+    config: dict[str, Any] = field(default_factory=dict)  # multirun.yaml without its hydra node
+
+    def values(self, key: str) -> list[Any]:
+        seen: list[Any] = []
+        for p in self.points:
+            if p.coords.get(key) not in seen:
+                seen.append(p.coords.get(key))
+        return sorted(seen, key=_order) if key != ROW else seen
+
+
+def _order(v: Any) -> tuple:
+    return (0, v, "") if isinstance(v, int | float) and not isinstance(v, bool) else (1, 0, str(v))
+
+
+# -- reading a sweep ---------------------------------------------------------------------------------
+
+def _parse(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [(o.key_or_group, o.value() if not o.is_sweep_override() else o.get_value_element_as_str())
+            for o in parsed]
+
+
+def _planned(sweep_dir: Path) -> tuple[list[list[str]] | None, dict[str, Any]]:
+    """Every point's override list as Hydra's basic sweeper makes them, and the sweep's config."""
+    file = sweep_dir / "multirun.yaml"
+    if not file.is_file():
+        return None, {}
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    conf = OmegaConf.load(file)
+    hydra = conf.pop("hydra", None) or {}
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(hydra, "sweeper.params") or {}).items()]
+    task = list(OmegaConf.select(hydra, "overrides.task") or [])
+    overrides = OverridesParser.create().parse_overrides(params + task)
+    (batch,) = BasicSweeper.split_arguments(overrides, None)
+    return batch, OmegaConf.to_container(conf, resolve=False)
+
+
+def _select(config: dict[str, Any], key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def read_sweep(sweep_dir: str | os.PathLike) -> Sweep:
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir}: no such sweep folder (give the multirun folder eval.py -m printed)")
+    plan, config = _planned(sweep_dir)
+    found: dict[frozenset, Point] = {}
+    for file in sorted(sweep_dir.rglob("metrics.json")):
+        if "wandb" in file.relative_to(sweep_dir).parts:
+            continue
+        overrides_file = file.parent / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+        point = Point(overrides, {}, _load_json(file), file.parent)
+        found[_identity(overrides)] = point
+    points = [found.pop(_identity(o), None) or Point(o, {}) for o in plan] if plan else []
+    points += list(found.values())  # e.g. a folder of runs without multirun.yaml
+    if not points:
+        raise ConfigError(f"{sweep_dir}: neither metrics.json files nor a multirun.yaml (not an eval sweep)")
+
+    parsed = [dict(_parse(p.overrides)) for p in points]
+    swept = [k for k in dict.fromkeys(k for d in parsed for k in d)
+             if len({repr(d.get(k)) for d in parsed}) > 1]
+    for point, values in zip(points, parsed, strict=True):
+        for key in dict.fromkeys([*AXES, *swept]):
+            if key in values:
+                point.coords[key] = values[key]
+            elif point.report is not None:
+                point.coords[key] = _select(point.report.get("config", {}), key)
+            else:
+                point.coords[key] = _select(config, key)
+    return Sweep(sweep_dir, points, swept, config)
+
+
+def _identity(overrides: Sequence[str]) -> frozenset:
+    return frozenset((k, repr(v)) for k, v in _parse(overrides))
+
+
+def _load_json(file: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(file.read_text())
+
+
+# -- writing the table ---------------------------------------------------------------------------------
+
+def column_key(sweep: Sweep, cols: str = "auto") -> str:
+    if cols != "auto":
+        return cols
+    if "total_iter" not in sweep.swept and "sweet_spot" in sweep.swept:
+        return "sweet_spot"
+    return "total_iter"
+
+
+def table_groups(sweep: Sweep, col: str) -> list[dict[str, Any]]:
+    """One dict of fixed values per table: the swept keys other than the rows and the columns."""
+    others = [k for k in sweep.swept if k not in (ROW, col)]
+    groups: list[dict[str, Any]] = []
+    for p in sorted(sweep.points, key=lambda p: [_order(p.coords.get(k)) for k in others]):
+        g = {k: p.coords.get(k) for k in others}
+        if g not in groups:
+            groups.append(g)
+    return groups
+
+
+def _in(point: Point, group: dict[str, Any]) -> bool:
+    return all(point.coords.get(k) == v for k, v in group.items())
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def auto_digits(values: list[float]) -> int:
+    """The fewest decimals (1 to 4) that keep different values different."""
+    distinct = set(values)
+    return next((d for d in range(1, 5) if len({round(v, d) for v in distinct}) == len(distinct)), 4)
+
+
+def markdown(sweep: Sweep, col: str, digits: int | None = None) -> str:
+    done = sum(p.report is not None for p in sweep.points)
+    if digits is None:
+        digits = auto_digits([v for p in sweep.points for m in ("fid", "fid_unseen")
+                              if (v := p.metric(m)) is not None])
+    ckpts = {(p.report or {}).get("checkpoint") for p in sweep.points} - {None}
+    lines = [f"# FID sweep {sweep.dir.name}", "",
+             f"{done}/{len(sweep.points)} points done"
+             + (f"; checkpoint `{ckpts.pop()}`" if len(ckpts) == 1 else "") + ".",
+             "Cell: FID (leak-free FID: test images whose ground truth is in neither train nor val); "
+             "**bold**: the lowest FID of the table; blank: not run (yet).", ""]
+    if done and not any(p.metric("fid") is not None for p in sweep.points):
+        lines += ["No FID in this sweep (metrics.fid.enabled=false): fid_table.csv has the rest.", ""]
+    for group in table_groups(sweep, col):
+        pts = [p for p in sweep.points if _in(p, group)]
+        fids = [p.metric("fid") for p in pts if p.metric("fid") is not None]
+        best = min(fids) if fids else None
+        if group:
+            lines += [f"## {', '.join(f'{k}={v}' for k, v in group.items())}", ""]
+        columns = [c for c in sweep.values(col) if any(p.coords.get(col) == c for p in pts)]
+        lines.append(f"| {ROW} \\ {col} | " + " | ".join(str(c) for c in columns) + " |")
+        lines.append("|---|" + "---:|" * len(columns))
+        for row in [r for r in sweep.values(ROW) if any(p.coords.get(ROW) == r for p in pts)]:
+            cells = []
+            for c in columns:
+                p = next((p for p in pts if p.coords.get(ROW) == row and p.coords.get(col) == c), None)
+                fid = p.metric("fid") if p else None
+                text = _fmt(fid, digits)
+                if fid is not None and p.metric("fid_unseen") is not None:
+                    text += f" ({_fmt(p.metric('fid_unseen'), digits)})"
+                cells.append(f"**{text}**" if fid is not None and fid == best else text)
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def csv_rows(sweep: Sweep) -> tuple[list[str], list[list[Any]]]:
+    keys = list(dict.fromkeys([*AXES, *sweep.swept]))
+    header = ["status", *keys, *METRICS, *(f"{t}_s" for t in TIMINGS), "decoded_now", "reused_from", "dir"]
+    rows = []
+    for p in sweep.points:
+        r = p.report or {}
+        rows.append([p.status, *(p.coords.get(k) for k in keys), *(p.metric(m) for m in METRICS),
+                     *(p.seconds(t) for t in TIMINGS), r.get("decoded_now"), r.get("reused_from"),
+                     str(p.dir.relative_to(sweep.dir)) if p.dir else None])
+    return header, rows
+
+
+def plot(sweep: Sweep, col: str, value, ylabel: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for group in table_groups(sweep, col):
+        suffix = "".join(f", {k}={v}" for k, v in group.items())
+        for row in sweep.values(ROW):
+            pts = [p for p in sweep.points if _in(p, group) and p.coords.get(ROW) == row
+                   and value(p) is not None]
+            if pts:
+                pts.sort(key=lambda p: _order(p.coords.get(col)))
+                ax.plot([p.coords.get(col) for p in pts], [value(p) for p in pts], marker="o",
+                        label=f"{row}{suffix}")
+    if all(isinstance(v, int) for v in sweep.values(col)):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(col)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} vs {col}: sweep {sweep.dir.name}")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def build(sweep_dir: str | os.PathLike, cols: str = "auto", digits: int | None = None) -> dict[str, Path]:
+    """Write the CSV, the Markdown table and the plots into the sweep folder; returns their paths."""
+    from maskgit.utils.atomic import atomic_path
+
+    sweep = read_sweep(sweep_dir)
+    col = column_key(sweep, cols)
+    out = {"csv": sweep.dir / "fid_table.csv", "markdown": sweep.dir / "fid_table.md"}
+    header, rows = csv_rows(sweep)
+    with atomic_path(out["csv"]) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows([["" if v is None else v for v in r] for r in rows])
+    with atomic_path(out["markdown"]) as tmp:
+        tmp.write_text(markdown(sweep, col, digits))
+    out["fid_plot"] = plot(sweep, col, lambda p: p.metric("fid"), "FID", sweep.dir / f"fid_vs_{col}.png")
+    out["decode_plot"] = plot(sweep, col, lambda p: p.seconds("decode"), "decode time (s)",
+                              sweep.dir / f"decode_time_vs_{col}.png")
+    return out
+
+
+# -- wandb ---------------------------------------------------------------------------------------------
+
+def wandb_settings(sweep: Sweep) -> dict[str, Any] | None:
+    """Project and group of the points' wandb runs; None when they did not log to wandb."""
+    for p in sweep.points:
+        wandb_cfg = _select((p.report or {}).get("config", {}), "logger.wandb")
+        if isinstance(wandb_cfg, dict):
+            return {"project": wandb_cfg.get("project") or "maskgit",
+                    "group": wandb_cfg.get("group") or sweep.dir.name}
+    return None
+
+
+def log_to_wandb(sweep_dir: str | os.PathLike, files: dict[str, Path], project: str, group: str,
+                 cols: str = "auto") -> str:
+    """One summary run in the sweep's group: the points table, the FID grid and the plots."""
+    import wandb
+
+    from maskgit.utils.loggers import wandb_has_credentials
+
+    sweep = read_sweep(sweep_dir)
+    col = column_key(sweep, cols)
+    mode = None if "WANDB_MODE" in os.environ or wandb_has_credentials() else "offline"
+    run = wandb.init(project=project, group=group, name=f"fid-table-{sweep.dir.name}",
+                     job_type="sweep-summary", dir=str(sweep.dir), mode=mode)
+    try:
+        header, rows = csv_rows(sweep)
+        md = files["markdown"].read_text()
+        fids = [p.metric("fid") for p in sweep.points if p.metric("fid") is not None]
+        run.log({"sweep/points": wandb.Table(columns=header, data=[[_plain(v) for v in r] for r in rows]),
+                 "sweep/fid_table": wandb.Html(_markdown_to_html(md)),
+                 f"sweep/fid_vs_{col}": wandb.Image(str(files["fid_plot"])),
+                 f"sweep/decode_time_vs_{col}": wandb.Image(str(files["decode_plot"]))})
+        if fids:
+            run.summary["sweep/best_fid"] = min(fids)
+        run.summary["sweep/points_done"] = sum(p.report is not None for p in sweep.points)
+        run.summary["sweep/points_planned"] = len(sweep.points)
+        return run.dir
+    finally:
+        run.finish()
+
+
+def _plain(v: Any) -> Any:
+    return "" if v is None else v if isinstance(v, int | float | str) else str(v)
+
+
+def _markdown_to_html(md: str) -> str:
+    """The Markdown tables as HTML (headings and paragraphs as plain lines)."""
+    import html
+    import re
+
+    out, in_table = [], False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            if set(line) <= set("|-: "):
+                continue
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not in_table:
+                out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells) + "</tr>")
+                in_table = True
+            else:
+                out.append("<tr>" + "".join(
+                    "<td>" + re.sub(r"\*\*(.+)\*\*", r"<b>\1</b>", html.escape(c)) + "</td>" for c in cells)
+                    + "</tr>")
+            continue
+        if in_table:
+            out.append("</table>")
+            in_table = False
+        if line.strip():
+            out.append(f"<p>{html.escape(line.lstrip('# '))}</p>")
+    if in_table:
+        out.append("</table>")
+    return "\n".join(out)
+
+
+# -- command line -------------------------------------------------------------------------------------------
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="maskgit-fid-table", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", help="the multirun folder of `python eval.py -m ...`")
+    parser.add_argument("--cols", default="auto",
+                        help="the table's column key (auto: total_iter, or sweet_spot when only it varies)")
+    parser.add_argument("--digits", type=int, default=None,
+                        help="decimals of the FID values (default: the fewest, from 1, that tell them apart)")
+    parser.add_argument("--wandb", choices=("auto", "on", "off"), default="auto",
+                        help="summary run on wandb (auto: when the points logged to wandb)")
+    args = parser.parse_args(argv)
+    files = build(args.sweep_dir, args.cols, args.digits)
+    for name, path in files.items():
+        print(f"{name}: {path}")
+    settings = wandb_settings(read_sweep(args.sweep_dir))
+    if args.wandb == "on" or (args.wandb == "auto" and settings):
+        settings = settings or {"project": "maskgit", "group": Path(args.sweep_dir).name}
+        print(f"wandb: {log_to_wandb(args.sweep_dir, files, cols=args.cols, **settings)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Sweeps as a user runs them: `eval.py -m` on the real test set, the FID table, resuming, launchers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, compose_config, run_cli, tiny_train_overrides
+
+from maskgit.decoding import MASK_SCHEDULES, decode
+from maskgit.errors import ConfigError
+from maskgit.inpainting import DecodeSettings
+from maskgit.sweeps.points import canonical_decoding
+from maskgit.sweeps.syntax import expand_ranges
+from maskgit.sweeps.table import main as fid_table
+
+# -- the a..b syntax ---------------------------------------------------------------------------------
+
+def test_ranges_become_hydra_sweeps():
+    argv = ["eval.py", "-m", "mask_func=linear,cosine,square", "total_iter=1..28", "sweet_spot=-1..2",
+            "+x=5..5", "y=1..3,8"]
+    assert expand_ranges(argv) == ["eval.py", "-m", "mask_func=linear,cosine,square",
+                                   "total_iter=range(1,29)", "sweet_spot=range(-1,3)", "+x=range(5,6)",
+                                   "y=1,2,3,8"]
+    untouched = ["eval.py", "data.root=..", "ckpt_path=../runs/last.ckpt", "total_iter=range(1,4)",
+                 "name=a..b", "q='1..3'", "--cfg", "job", "hydra.run.dir=/tmp/x..y"]
+    assert expand_ranges(untouched) == untouched
+
+
+@pytest.mark.parametrize("item", ["total_iter=3..1", "total_iter=1.5..3", "total_iter=1..x", "t=1..3,9..8"])
+def test_bad_ranges_are_refused(item):
+    with pytest.raises(ConfigError, match=item.split("=")[0]):
+        expand_ranges(["eval.py", item])
+
+
+def test_bad_range_on_the_command_line_is_one_line(tmp_path):
+    proc = run_cli("eval.py", "-m", "ckpt_path=x.ckpt", "total_iter=8..2", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == ("error: total_iter=8..2: empty range, the end 2 is below the start 8 "
+                                   "(a..b includes both ends: total_iter=2..8?)")
+
+
+# -- points that are the same decoding ------------------------------------------------------------------
+
+def test_equal_decodings_have_equal_keys_and_equal_tokens():
+    torch.manual_seed(0)
+    weights = torch.randn(17, 16)
+
+    def logits_fn(t):  # (B, L) tokens, 16 = masked -> (B, L, 16) logits
+        return weights[t]
+
+    tokens, masked = torch.randint(0, 16, (3, 20)), torch.rand(3, 20) < 0.6
+    seeds = torch.arange(3)
+
+    def result(mask_func="cosine", total_iter=8, sweet_spot=-1, temp=4.5, conf="prob"):
+        settings = DecodeSettings(mask_func, total_iter, sweet_spot, temp, conf)
+        out = decode(logits_fn, tokens, masked, num_codes=16, total_iter=total_iter, mask_func=mask_func,
+                     sweet_spot=sweet_spot, choice_temperature=temp, confidence=conf, seeds=seeds).tokens
+        return canonical_decoding(settings), out
+
+    one_step = [result(m, 1) for m in MASK_SCHEDULES] + [result("linear", 6, 0, 1.0, "logprob"),
+                                                          result("square", 3, 0)]
+    for key, tokens_ in one_step:
+        assert key == one_step[0][0] and torch.equal(tokens_, one_step[0][1])
+    for late in (4, 5, 9):  # sweet spots at or past the last step are the full decoding
+        key, tokens_ = result("cosine", 5, late)
+        assert key == result("cosine", 5, -1)[0] and torch.equal(tokens_, result("cosine", 5, -1)[1])
+    assert result("cosine", 5, 2)[0] != result("cosine", 5, -1)[0]
+    assert result("cosine", 5)[0] != result("linear", 5)[0] != result("linear", 6)[0]
+
+
+# -- real sweeps through the command line -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, data_root, tiny_vqgan_path, cache_dir, inception_weights) -> dict:
+    """A tiny model trained briefly by the real train(), and the random Inception file for FID."""
+    from maskgit.tasks.train import train
+
+    out = tmp_path_factory.mktemp("sweep_train")
+    base = tiny_train_overrides(data_root, tiny_vqgan_path)
+    overrides = [o for o in base if not o.startswith("data.limit")]
+    train(compose_config("train", overrides + ["data.limit.train=32", "data.limit.val=16"], out, cache_dir))
+    return {"ckpt": out / "checkpoints" / "last.ckpt", "inception": inception_weights, "data_root": data_root}
+
+
+def eval_args(setup: dict, *extra: str, fid: bool = True, logger: str = "csv") -> list[str]:
+    """Eight real test images on the CPU; FID from the 192-d Inception layer (the 2048-d FID's
+    matrix square root costs 10-30 s per point here, and test_fid covers it)."""
+    return ["-m", f"ckpt_path={setup['ckpt']}", f"data.root={setup['data_root']}", "data.limit.test=8",
+            "data.batch_size=8", f"metrics.fid.weights_path={setup['inception']}",
+            f"metrics.fid.enabled={str(fid).lower()}", "metrics.fid.unseen_subset=false",
+            "metrics.fid.features=192", "trainer=cpu", "trainer.enable_progress_bar=false",
+            f"logger={logger}", "pictures.num_images=0", "pictures.grid_images=0", *extra]
+
+
+def run_sweep(cwd: Path, args: list[str]) -> tuple[Path, list[dict]]:
+    """Run `eval.py -m`; the new multirun folder and its points' metrics.json, by job number."""
+    before = set((cwd / "logs/eval/multiruns").glob("*")) if (cwd / "logs/eval/multiruns").is_dir() else set()
+    proc = run_cli("eval.py", *args, cwd=cwd, env={"MASKGIT_CACHE_DIR": str(cwd / "cache")}, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep,) = set((cwd / "logs/eval/multiruns").glob("*")) - before
+    jobs = sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return sweep, [json.loads((j / "metrics.json").read_text()) for j in jobs]
+
+
+@pytest.mark.slow
+def test_fid_grid_table_and_rerun(setup, tmp_path):
+    sweep, points = run_sweep(tmp_path, eval_args(setup, "mask_func=linear,cosine,square", "total_iter=1..3"))
+
+    grid = [(p["config"]["mask_func"], p["config"]["total_iter"]) for p in points]
+    assert grid == [(m, t) for m in ("linear", "cosine", "square") for t in (1, 2, 3)]
+    assert all("fid" in p["metrics"] and p["num_images"] == 8 for p in points)
+    # total_iter=1 is the same decoding for every mask function: computed once, then reused
+    computed = [p for p in points if not p["skipped"]]
+    reused = [p for p in points if p["skipped"]]
+    assert [(p["config"]["mask_func"], p["config"]["total_iter"]) for p in reused] == [("cosine", 1),
+                                                                                      ("square", 1)]
+    assert all(p["decoded_now"] == 8 for p in computed) and all(p["decoded_now"] == 0 for p in reused)
+    assert {p["reused_from"] for p in reused} == {str(sweep / "0")}
+    assert {p["metrics"]["fid"] for p in reused} == {points[0]["metrics"]["fid"]}
+    # the test set is encoded and the ground-truth statistics computed once for the whole sweep
+    logs = "".join((sweep / str(i) / "eval.log").read_text() for i in range(9))
+    assert logs.count("encoding 8 test images") == 1
+    assert len(list((tmp_path / "cache" / "fid").glob("fid_reference_*.pt"))) == 1
+
+    assert fid_table([str(sweep), "--wandb", "off"]) == 0
+    table = (sweep / "fid_table.md").read_text()
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    assert rows[0] == "| mask_func \\ total_iter | 1 | 2 | 3 |"
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| linear", "| cosine", "| square"]
+    best = min(p["metrics"]["fid"] for p in points)
+    bold = [c for r in rows[1:] for c in r.split(" | ") if c.startswith("**")]
+    assert bold and all(float(c.strip("*| ")) == pytest.approx(best, abs=1e-3) for c in bold)
+    with open(sweep / "fid_table.csv") as fh:
+        records = list(csv.DictReader(fh))
+    assert [r["status"] for r in records] == ["done"] * 3 + ["reused", "done", "done"] * 2
+    assert float(records[4]["fid"]) == points[4]["metrics"]["fid"]
+    assert (sweep / "fid_vs_total_iter.png").stat().st_size > 0
+    assert (sweep / "decode_time_vs_total_iter.png").stat().st_size > 0
+
+    # a half-finished sweep: the missing point is a blank cell and a "missing" row
+    partial = tmp_path / "partial"
+    shutil.copytree(sweep, partial, ignore=shutil.ignore_patterns("test_results", "fid_*"))
+    (partial / "5" / "metrics.json").unlink()
+    fid_table([str(partial), "--wandb", "off"])
+    assert "8/9 points done" in (partial / "fid_table.md").read_text()
+    cosine = next(r for r in (partial / "fid_table.md").read_text().splitlines() if r.startswith("| cosine"))
+    assert cosine.endswith("|  |")
+    with open(partial / "fid_table.csv") as fh:
+        assert [r["status"] for r in csv.DictReader(fh)][5] == "missing"
+
+    # the same sweep again, in a new multirun folder: every point is found, nothing is decoded
+    again, repeat = run_sweep(tmp_path, eval_args(setup, "mask_func=linear,cosine,square", "total_iter=1..3"))
+    assert again != sweep and len(repeat) == 9
+    assert all(p["skipped"] and p["decoded_now"] == 0 for p in repeat)
+    assert [p["metrics"] for p in repeat] == [p["metrics"] for p in points]
+    assert not list(again.glob("*/test_results"))  # nothing was loaded or written but metrics
+
+
+@pytest.mark.slow
+def test_parallel_launcher_then_a_bigger_grid_on_wandb(setup, tmp_path, monkeypatch):
+    args = eval_args(setup, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "mask_func=linear,cosine",
+                     "total_iter=2", fid=False)
+    sweep, points = run_sweep(tmp_path, args)  # two points at once, in two joblib worker processes
+    assert [p["config"]["mask_func"] for p in points] == ["linear", "cosine"]
+    assert all(not p["skipped"] and p["decoded_now"] == 8 for p in points)
+
+    # a bigger grid later: the two finished points are reused, only the new one is computed
+    grown_dir, grown = run_sweep(tmp_path, eval_args(setup, "mask_func=linear,cosine,square", "total_iter=2",
+                                                     fid=False, logger="wandb"))
+    assert [p["skipped"] for p in grown] == [True, True, False]
+    assert [p["reused_from"] for p in grown[:2]] == [str(sweep / "0"), str(sweep / "1")]
+    # each point that runs is its own wandb run, grouped by the sweep folder's name
+    assert {p["config"]["logger"]["wandb"]["group"] for p in grown} == {grown_dir.name}
+    (run,) = (grown_dir / "2" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert grown_dir.name.encode() in run.read_bytes() and b"2-square-T2" in run.read_bytes()
+
+    # the table's summary run lands in the same group
+    monkeypatch.setenv("WANDB_MODE", "offline")  # it is made in this process
+    assert fid_table([str(grown_dir)]) == 0
+    (summary,) = (grown_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    assert grown_dir.name.encode() in summary.read_bytes() and b"fid-table" in summary.read_bytes()
+
+
+def test_multirun_refuses_ddp_in_one_line(tmp_path):
+    nothing = {"ckpt": tmp_path / "last.ckpt", "inception": tmp_path / "i.pth", "data_root": tmp_path}
+    args = eval_args(nothing, "mask_func=linear,cosine", "trainer.devices=2")
+    proc = run_cli("eval.py", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: trainer.devices=2 in a multirun")
+    assert "hydra/launcher=parallel" in lines[0]
+    assert not list(tmp_path.rglob("metrics.json"))
+
+
+# -- the config files ------------------------------------------------------------------------------------
+
+def test_sweep_and_launcher_configs_compose(tmp_path, cache_dir):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    def hydra_cfg(*overrides: str):
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            return compose("eval", overrides=list(overrides), return_hydra_config=True).hydra
+
+    for name, size in (("schedule_grid", 84), ("sweet_spot_grid", 36)):
+        sweeper = hydra_cfg(f"hydra/sweeper={name}").sweeper
+        assert sweeper._target_.endswith("BasicSweeper")
+        params = [f"{k}={v}" for k, v in sweeper.params.items()]
+        (points,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+        assert len(points) == size, name
+    parallel = hydra_cfg("hydra/launcher=parallel").launcher
+    assert parallel._target_.endswith("JoblibLauncher") and parallel.n_jobs == 2
+    assert hydra_cfg("hydra/launcher=parallel", "hydra.launcher.n_jobs=3").launcher.n_jobs == 3
+    slurm = hydra_cfg("hydra/launcher=slurm").launcher
+    assert slurm._target_.endswith("SlurmLauncher") and slurm.gpus_per_node == 1
+    assert OmegaConf.to_container(slurm)  # every field is plain YAML
+
+    spec = yaml.safe_load((ROOT / "sweeps" / "wandb_train.yaml").read_text())
+    assert spec["program"] == "train.py" and spec["command"][-1] == "${args_no_hyphens}"
+    overrides = [f"{k}={v['values'][0] if 'values' in v else v['min']}"
+                 for k, v in spec["parameters"].items()]
+    fixed = [c for c in spec["command"] if "=" in c and not c.startswith("$")]
+    cfg = compose_config("train", fixed + overrides, tmp_path, cache_dir)  # each key is a real config path
+    assert OmegaConf.select(cfg, "model.optimizer.lr") == spec["parameters"]["model.optimizer.lr"]["min"]
