@@ -85,6 +85,7 @@ def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
                 "features": int(fid.get("features", 2048)),
                 "weights": _inception_identity(fid.weights_path) if fid.enabled else None},
         "precision": str(cfg.trainer.get("precision")),
+        "fused_attention": bool(cfg.get("fused_attention", False)),
     }
 
 

@@ -102,6 +102,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt = Path(cfg.ckpt_path)
     model = load_model(str(ckpt.resolve()) if ckpt.exists() else str(ckpt), cfg.get("vqgan_ckpt_path"),
                        ckpt.stat().st_mtime if ckpt.exists() else 0.0)
+    # Same weights and, in eval mode, the same logits (tested); SDPA is the faster kernel.
+    model.transformer.set_fused_attention(bool(cfg.fused_attention))
     datamodule: CatFaceDataModule = instantiate(cfg.data)
     layout = datamodule.check(require_test=True)
     datamodule.use_tokenizer(model.vqgan)
@@ -127,7 +129,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         references=[(m, files, files_digest(files)) for m, files in references],
         fid_weights_path=fid_cfg.weights_path, cache_dir=Path(cfg.paths.cache_dir) / "fid",
         composite=cfg.composite, num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures",
-        memo_scope=f"{ckpt.resolve()}|{key}")
+        memo_scope=f"{ckpt.resolve()}|{key}|fused={cfg.fused_attention}")
 
     loggers = build_loggers(cfg.get("logger"))
     try:
