@@ -82,9 +82,10 @@ def train_cfg(tmp_path: Path, cache_dir: Path, data_root: Path,
 
 
 def run_cli(script: str, *args: str, cwd: Path, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run train.py / eval.py as a user would."""
+            env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """Run train.py / eval.py as a user would; `env` values of None remove the variable."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -16,8 +16,14 @@ from maskgit.tasks.train import train
 def test_ddp_on_two_cpu_processes_gives_one_run(tmp_path, data_root, tiny_vqgan_path):
     args = tiny_train_overrides(data_root, tiny_vqgan_path) + [
         "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=wandb"]
-    proc = run_cli("train.py", *args, cwd=tmp_path, env={"MASKGIT_CACHE_DIR": str(tmp_path / "cache")})
+    # A user without wandb credentials: no WANDB_MODE, no API key, an empty home (no .netrc).
+    (tmp_path / "home").mkdir()
+    env = {"MASKGIT_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": None, "WANDB_API_KEY": None,
+           "HOME": str(tmp_path / "home")}
+    proc = run_cli("train.py", *args, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    assert output.count("wandb: no credentials found, logging offline") == 1  # one line, rank 0 only
 
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # one run directory
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # one wandb run

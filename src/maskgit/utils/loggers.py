@@ -29,7 +29,7 @@ def build_loggers(cfg: DictConfig | None) -> list[Logger]:
         kwargs: dict[str, Any] = {}
         if (conf._target_.endswith("WandbLogger") and not conf.get("offline", False)
                 and "WANDB_MODE" not in os.environ and not wandb_has_credentials()):
-            kwargs["offline"] = True
+            kwargs.update(offline=True, mode="offline")  # mode: wandb.login() already read settings
             rank_zero_info(f"wandb: no credentials found, logging offline to {conf.save_dir}/wandb "
                            "(upload later with `wandb sync <that folder>/offline-run-*`)")
         log.debug("instantiating logger %s", name)
