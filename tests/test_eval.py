@@ -163,3 +163,21 @@ def test_missing_checkpoint_on_the_command_line_is_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: ckpt_path is required: python eval.py ckpt_path=/path/to/last.ckpt")
+
+
+def test_other_sweet_spots_come_from_memory_and_equal_a_fresh_decode(tmp_path, cache_dir, data_root,
+                                                                    trained_ckpt, inception_weights):
+    from maskgit.inpainting import _STEP_MEMO
+
+    args = eval_overrides(trained_ckpt, data_root, inception_weights, 8) + [
+        "total_iter=4", "metrics.fid.enabled=false", "pictures.num_images=0", "pictures.grid_images=0"]
+    _STEP_MEMO.clear()
+    full = evaluate(compose_config("eval", args, tmp_path / "full", cache_dir))
+    served = evaluate(compose_config("eval", args + ["sweet_spot=1"], tmp_path / "served", cache_dir))
+    _STEP_MEMO.clear()
+    fresh = evaluate(compose_config("eval", args + ["sweet_spot=1"], tmp_path / "fresh", cache_dir))
+    assert full["decoded_now"] == 8 and served["decoded_now"] == 0 and fresh["decoded_now"] == 8
+    assert served["metrics"] == fresh["metrics"] != full["metrics"]
+    for i in range(8):
+        assert torch.equal(read_image(tmp_path / "served" / "test_results" / f"image_{i:03d}.png"),
+                           read_image(tmp_path / "fresh" / "test_results" / f"image_{i:03d}.png"))

@@ -107,7 +107,7 @@ class InpaintingEvaluator(L.LightningModule):
         index = batch["index"].tolist()
         if all(i in self.memo for i in index):
             tokens, masks = zip(*(self.memo[i] for i in index), strict=True)
-            return torch.stack(tokens, 1).to(self.device), torch.stack(masks, 1).to(self.device)
+            return torch.stack(tokens, 1).to(self.device).long(), torch.stack(masks, 1).to(self.device)
         s = self.settings
         result = decode(self.model.transformer, batch["tokens"], batch["masked"],
                         num_codes=self.model.num_codes, total_iter=s.total_iter,
@@ -115,8 +115,11 @@ class InpaintingEvaluator(L.LightningModule):
                         confidence=s.confidence, seeds=batch["index"] + s.seed * 1_000_003,
                         return_steps=True)
         self.decoded_now += len(index)
+        # Kept compact (a 3 x 28 grid holds ~400 steps of 747 x 256 tokens): int16 fits any codebook
+        # of the lab's size (1024 codes); larger codebooks fall back to int32.
+        small = torch.int16 if self.model.num_codes <= torch.iinfo(torch.int16).max else torch.int32
         for j, i in enumerate(index):
-            self.memo[i] = (result.step_tokens[:, j].cpu(), result.step_masks[:, j].cpu())
+            self.memo[i] = (result.step_tokens[:, j].to("cpu", small), result.step_masks[:, j].cpu())
         return result.step_tokens, result.step_masks
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:

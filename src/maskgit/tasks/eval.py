@@ -100,8 +100,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         return done
     L.seed_everything(cfg.seed, workers=True)
     ckpt = Path(cfg.ckpt_path)
-    model = load_model(str(ckpt.resolve()) if ckpt.exists() else str(ckpt), cfg.get("vqgan_ckpt_path"),
-                       ckpt.stat().st_mtime if ckpt.exists() else 0.0)
+    ckpt_identity = (str(ckpt.resolve()) if ckpt.exists() else str(ckpt),
+                     ckpt.stat().st_mtime if ckpt.exists() else 0.0)
+    model = load_model(ckpt_identity[0], cfg.get("vqgan_ckpt_path"), ckpt_identity[1])
     # Same weights and, in eval mode, the same logits (tested); SDPA is the faster kernel.
     model.transformer.set_fused_attention(bool(cfg.fused_attention))
     datamodule: CatFaceDataModule = instantiate(cfg.data)
@@ -129,7 +130,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         references=[(m, files, files_digest(files)) for m, files in references],
         fid_weights_path=fid_cfg.weights_path, cache_dir=Path(cfg.paths.cache_dir) / "fid",
         composite=cfg.composite, num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures",
-        memo_scope=f"{ckpt.resolve()}|{key}|fused={cfg.fused_attention}")
+        memo_scope=f"{ckpt_identity}|{key}|fused={cfg.fused_attention}")
 
     loggers = build_loggers(cfg.get("logger"))
     try:
