@@ -1,6 +1,8 @@
 """Inpaint the test set and measure it: python eval.py ckpt_path=... [mask_func=cosine total_iter=8]
 
 Sweep: python eval.py -m ckpt_path=... mask_func=linear,cosine,square total_iter=1..28 (a..b: inclusive)
+Other masks: python eval.py ckpt_path=... masks.source=box|border|freeform
+Unconditional samples: python eval.py task=generate ckpt_path=... generate.num_samples=N
 """
 
 import sys

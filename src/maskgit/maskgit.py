@@ -20,6 +20,7 @@ from maskgit.data.token_cache import module_digest
 from maskgit.decoding import get_schedule
 from maskgit.errors import CheckpointError, ConfigError
 from maskgit.models.checkpoint import build_vqgan, load_strict, read_weights_file
+from maskgit.models.lab_transformer import convert_lab_state_dict, lab_state_dict
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.optim import build_adamw, warmup_cosine
 
@@ -115,13 +116,23 @@ class MaskGIT(L.LightningModule):
 
     @classmethod
     def from_checkpoint(cls, path: str, vqgan_ckpt_path: str | None = None,
-                        map_location: str | torch.device = "cpu") -> MaskGIT:
-        """A checkpoint written by train.py, with the VQGAN it names (or `vqgan_ckpt_path`)."""
+                        map_location: str | torch.device = "cpu",
+                        lab_model: dict[str, Any] | None = None,
+                        lab_attention_names: list[str] | None = None) -> MaskGIT:
+        """A checkpoint written by train.py, with the VQGAN it names (or `vqgan_ckpt_path`).
+
+        A file without train.py's record is read as a transformer trained with the lab's code: its
+        architecture and VQGAN come from `lab_model` (the `model` config) and its attention layers
+        are renamed to ours (`maskgit.models.lab_transformer`).
+        """
         ckpt = read_weights_file(path, "ckpt_path")
         hparams = ckpt.get("hyper_parameters")
         if VQGAN_RECORD not in ckpt or not isinstance(hparams, dict) or "transformer" not in hparams:
-            raise CheckpointError(f"{path} is not a maskgit train.py checkpoint (no VQGAN record or "
-                                  "hyper-parameters)")
+            if lab_model is None:
+                raise CheckpointError(f"{path} is not a maskgit train.py checkpoint (no VQGAN record or "
+                                      "hyper-parameters)")
+            return cls._from_lab_file(ckpt, path, vqgan_ckpt_path, lab_model,
+                                      lab_attention_names).to(map_location).eval()
         vqgan_cfg = dict(hparams["vqgan"])
         if vqgan_ckpt_path:
             vqgan_cfg["ckpt_path"] = vqgan_ckpt_path
@@ -132,6 +143,22 @@ class MaskGIT(L.LightningModule):
         state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
         load_strict(model.transformer, state, f"checkpoint {path}")
         return model.to(map_location).eval()
+
+    @classmethod
+    def _from_lab_file(cls, content: dict[str, Any], path: str, vqgan_ckpt_path: str | None,
+                       model_cfg: dict[str, Any], attention_names: list[str] | None) -> MaskGIT:
+        if "tok_emb.weight" not in lab_state_dict(content):
+            raise CheckpointError(f"{path} is not a maskgit train.py checkpoint nor a lab transformer "
+                                  "state dict (no tok_emb.weight)")
+        kwargs = {k: v for k, v in model_cfg.items() if not k.startswith("_")}
+        vqgan_cfg = dict(kwargs["vqgan"])
+        if vqgan_ckpt_path:
+            vqgan_cfg["ckpt_path"] = vqgan_ckpt_path
+        model = cls(**{**kwargs, "vqgan": vqgan_cfg, "compile": False})
+        state = convert_lab_state_dict(content, len(model.transformer.blocks), attention_names,
+                                       source=f"lab transformer {path}")
+        load_strict(model.transformer, state, f"lab transformer {path} (model.transformer settings)")
+        return model
 
     # -- checkpoints record the VQGAN instead of carrying it -------------------------------------
     def vqgan_record(self) -> dict[str, Any]:

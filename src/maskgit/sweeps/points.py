@@ -4,8 +4,10 @@ A point's key hashes everything that changes its metrics: the checkpoint's conte
 the VQGAN too: loading checks the VQGAN's digest against the checkpoint), the test data (root,
 `data.limit.test`, `data.synthetic`), the decoding in canonical form (see `canonical_decoding`),
 `composite`, the FID settings (enabled, unseen subset, feature layer) and the Inception weights'
-content, `trainer.precision` and `seed`. Paths of outputs and caches, loggers, batch sizes,
-progress bars, pictures and devices are left out (the results do not depend on them).
+content, `trainer.precision`, `seed`, the task with its masks or samples (`_task_parts`), and
+what a lab transformer file is read with (model settings, VQGAN file content, attention names).
+Paths of outputs and caches, loggers, batch sizes, progress bars, pictures and devices are left out
+(the results do not depend on them).
 
 Each finished point is stored as `<log_dir>/eval/points/<key>.json` (written atomically, after the
 run's own metrics.json), so a sweep run again, in a new multirun folder, finds it.
@@ -22,6 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from maskgit.data.mask_sources import mask_settings
 from maskgit.inpainting import DecodeSettings
 from maskgit.utils.atomic import save_json
 
@@ -86,7 +89,30 @@ def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
                 "weights": _inception_identity(fid.weights_path) if fid.enabled else None},
         "precision": str(cfg.trainer.get("precision")),
         "fused_attention": bool(cfg.get("fused_attention", False)),
+        "lab_file": _lab_file_parts(cfg),
+        **_task_parts(cfg),
     }
+
+
+def _task_parts(cfg: DictConfig) -> dict[str, Any]:
+    """The task; for inpainting the masks (`masks.*`), for generation the samples and FID reference."""
+    task = cfg.get("task", "inpaint")
+    if task != "generate":
+        return {"task": task, "masks": mask_settings(cfg.get("masks")), "generate": None}
+    gen = cfg.generate
+    return {"task": task, "masks": None,
+            "generate": {"num_samples": int(gen.num_samples), "limit_val": cfg.data.limit.get("val"),
+                         "fid_reference_limit": gen.get("fid_reference_limit")}}
+
+
+def _lab_file_parts(cfg: DictConfig) -> dict[str, Any] | None:
+    """What reading a lab transformer file takes from the config (a train.py checkpoint ignores it)."""
+    if "model" not in cfg:
+        return None
+    names = cfg.get("lab_attention_names")
+    return {"transformer": OmegaConf.to_container(cfg.model.transformer, resolve=True),
+            "vqgan": file_identity(cfg.get("vqgan_ckpt_path") or cfg.model.vqgan.get("ckpt_path")),
+            "attention_names": list(names) if names else None}
 
 
 def _inception_identity(weights_path: str | None) -> str:

@@ -14,6 +14,7 @@ and loads nothing (`+reuse_results=false` computes it again).
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import shutil
 import time
@@ -30,6 +31,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from maskgit.data.datamodule import CatFaceDataModule, InpaintingSet
 from maskgit.data.images import read_image
+from maskgit.data.mask_sources import build_test_set, mask_settings
 from maskgit.data.token_cache import files_digest, module_digest
 from maskgit.decoding import CONFIDENCES, get_schedule
 from maskgit.errors import ConfigError
@@ -64,17 +66,27 @@ def decode_settings(cfg: DictConfig) -> DecodeSettings:
 
 
 @cache
-def load_model(ckpt_path: str, vqgan_ckpt_path: str | None, mtime: float) -> MaskGIT:
+def load_model(ckpt_path: str, vqgan_ckpt_path: str | None, mtime: float, lab_model_json: str) -> MaskGIT:
+    """A train.py checkpoint, or a lab transformer file read with the `model`/`vqgan` configs."""
     del mtime  # part of the cache key: a rewritten checkpoint is loaded again
-    return MaskGIT.from_checkpoint(ckpt_path, vqgan_ckpt_path)
+    lab = json.loads(lab_model_json)
+    return MaskGIT.from_checkpoint(ckpt_path, vqgan_ckpt_path, lab_model=lab["model"],
+                                   lab_attention_names=lab["attention_names"])
+
+
+def lab_model_json(cfg: DictConfig) -> str:
+    """What reading a lab transformer file needs from the config, as a cacheable string."""
+    names = cfg.get("lab_attention_names")
+    return json.dumps({"model": OmegaConf.to_container(cfg.model, resolve=True),
+                       "attention_names": list(names) if names else None}, sort_keys=True)
 
 
 _TEST_SETS: dict[str, InpaintingSet] = {}
 
 
-def load_test_set(key: str, datamodule: CatFaceDataModule) -> InpaintingSet:
+def load_test_set(key: str, datamodule: CatFaceDataModule, masks: dict[str, Any]) -> InpaintingSet:
     if key not in _TEST_SETS:
-        _TEST_SETS[key] = datamodule.inpainting_set()
+        _TEST_SETS[key] = build_test_set(datamodule, masks)
     return _TEST_SETS[key]
 
 
@@ -90,9 +102,21 @@ def versions() -> dict[str, str]:
     return {n: importlib.metadata.version(n) for n in names}
 
 
+TASKS = ("inpaint", "generate")
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Inpaint, write images and pictures, measure; returns the metrics file's content."""
+    """Inpaint (or, with task=generate, sample: see tasks/generate.py), write images and pictures,
+    measure; returns the metrics file's content."""
+    task = cfg.get("task", "inpaint")
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    if task == "generate":
+        from maskgit.tasks.generate import generate
+
+        return generate(cfg)
     settings = decode_settings(cfg)
+    masks = mask_settings(cfg.get("masks"))  # the data set's mask64/, or generated on gt/
     multirun = prepare_multirun_job(cfg)  # refuses DDP, names the point's wandb run in the sweep's group
     print_config_tree(cfg, save_to=cfg.paths.output_dir)
     store = PointStore(cfg, settings)
@@ -102,14 +126,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt = Path(cfg.ckpt_path)
     ckpt_identity = (str(ckpt.resolve()) if ckpt.exists() else str(ckpt),
                      ckpt.stat().st_mtime if ckpt.exists() else 0.0)
-    model = load_model(ckpt_identity[0], cfg.get("vqgan_ckpt_path"), ckpt_identity[1])
+    model = load_model(ckpt_identity[0], cfg.get("vqgan_ckpt_path"), ckpt_identity[1],
+                       lab_model_json(cfg))
     # Same weights and, in eval mode, the same logits (tested); SDPA is the faster kernel.
     model.transformer.set_fused_attention(bool(cfg.fused_attention))
     datamodule: CatFaceDataModule = instantiate(cfg.data)
     layout = datamodule.check(require_test=True)
     datamodule.use_tokenizer(model.vqgan)
-    key = f"{layout.root}|{OmegaConf.to_yaml(cfg.data)}|{module_digest(model.vqgan)}"
-    datamodule.test_set = load_test_set(key, datamodule)
+    key = (f"{layout.root}|{OmegaConf.to_yaml(cfg.data)}|{module_digest(model.vqgan)}|"
+           f"{json.dumps(masks, sort_keys=True)}")
+    datamodule.test_set = test_set = load_test_set(key, datamodule, masks)
 
     out = Path(cfg.paths.output_dir)
     results_dir, partial = out / "test_results", out / "test_results.partial"
@@ -145,8 +171,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(evaluator, datamodule=datamodule, verbose=False)
         if trainer.global_rank != 0:
             return {}
-        report = _finish(cfg, evaluator, layout, results_dir, partial, time.perf_counter() - start,
-                         point={"key": store.key, "store": str(store.path)})
+        report = _finish(cfg, evaluator, layout, test_set, masks, results_dir, partial,
+                         time.perf_counter() - start, point={"key": store.key, "store": str(store.path)})
         store.record(report, str(out))
         _log(loggers, report, out)
         return report
@@ -154,14 +180,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         finish_loggers(loggers)
 
 
-def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, results_dir: Path, partial: Path,
-            seconds: float, point: dict[str, str]) -> dict[str, Any]:
+def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, test_set: InpaintingSet,
+            masks: dict[str, Any], results_dir: Path, partial: Path, seconds: float,
+            point: dict[str, str]) -> dict[str, Any]:
     shutil.rmtree(results_dir, ignore_errors=True)
     partial.rename(results_dir)
     n = cfg.pictures.grid_images
     if n and layout.gt_files is not None:
         files = sorted(results_dir.glob("image_*.png"))[:n]
-        grid = comparison_grid(torch.stack([read_image(f) for f in layout.test_files[: len(files)]]),
+        grid = comparison_grid(test_set.masked_images[: len(files)],
                                torch.stack([read_image(f) for f in files]),
                                torch.stack([read_image(f) for f in layout.gt_files[: len(files)]]))
         save_picture(grid, Path(cfg.paths.output_dir) / "pictures" / "grid.png")
@@ -173,6 +200,8 @@ def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, results_dir
         "skipped": False,
         "point": point,
         "composite": bool(cfg.composite),
+        "masks": {**masks, "hole_pixels_mean": round(float((~test_set.masks).sum((1, 2)).float().mean()), 3),
+                  "masked_tokens_mean": round(float(test_set.token_masks.sum(1).float().mean()), 3)},
         "fid": {"resize": RESIZE_NOTE, "weights_path": cfg.metrics.fid.weights_path,
                 "features": int(cfg.metrics.fid.features),
                 "unseen_images": layout.in_trainval.count(False) if layout.in_trainval else None},

@@ -1,0 +1,85 @@
+"""Unconditional generation as a `Trainer.test` module: MaskGIT decoding of a fully masked canvas.
+
+Generation is inpainting with nothing known: all tokens start as the mask id (N_i = 256), so the
+decoding, the step memory (other sweet spots of a decoding are served from memory), the timings,
+the progression pictures and the FID machinery of `InpaintingEvaluator` are reused. Sample i's noise
+comes only from (seed, i); each process takes every world_size-th sample, so samples and FID do not
+depend on batch size or device count.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from maskgit.data.images import LAB_TRAIN, write_png
+from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
+from maskgit.maskgit import MaskGIT
+
+
+class CanvasSet(Dataset):
+    """Fully masked canvases: every token masked, no known pixel, an all-gray input picture."""
+
+    def __init__(self, num_samples: int, num_tokens: int, image_size: int = 64):
+        self.num_samples, self.num_tokens, self.image_size = num_samples, num_tokens, image_size
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, i: int) -> dict:
+        s = self.image_size
+        return {"index": i, "tokens": torch.zeros(self.num_tokens, dtype=torch.long),
+                "masked": torch.ones(self.num_tokens, dtype=torch.bool),
+                "pixel_known": torch.zeros(s, s, dtype=torch.bool),
+                "masked_image": torch.full((3, s, s), 128, dtype=torch.uint8)}
+
+
+class UnconditionalGenerator(InpaintingEvaluator):
+    """Writes `sample_NNNN.png` into `samples_dir`; FID against `reference` (files, their digest)."""
+
+    def __init__(self, model: MaskGIT, settings: DecodeSettings, samples_dir: Path, num_samples: int,
+                 batch_size: int, fid: FrechetInceptionDistance | None = None,
+                 reference: tuple[list[Path], str] | None = None, fid_weights_path: str | None = None,
+                 cache_dir: Path | None = None, num_pictures: int = 0, pictures_dir: Path | None = None,
+                 memo_scope: str = ""):
+        references = [(fid, *reference)] if fid is not None and reference is not None else []
+        super().__init__(model, settings, samples_dir, fid=fid, references=references,
+                         fid_weights_path=fid_weights_path, cache_dir=cache_dir,
+                         num_pictures=num_pictures, pictures_dir=pictures_dir,
+                         memo_scope=f"generate|{memo_scope}")
+        size = model.vqgan.config["img_resolution"]
+        self.samples = CanvasSet(num_samples, model.transformer.num_image_tokens, size)
+        self.batch_size = batch_size
+
+    def test_dataloader(self) -> DataLoader:
+        # Every world_size-th sample, no padding (a padded duplicate would count twice in the FID).
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        shard = self.samples if world == 1 else Subset(self.samples, range(rank, len(self.samples), world))
+        return DataLoader(shard, batch_size=self.batch_size, shuffle=False)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        start = time.perf_counter()
+        step_tokens, step_masks = self._step_tokens(batch)
+        tokens = step_tokens[self.settings.last_step]
+        start = self._timed("decode", start)
+
+        images = LAB_TRAIN.to_uint8(self.model.vqgan.decode_tokens(tokens))  # the training images' space
+        start = self._timed("vqgan_decode", start)
+
+        for image, i in zip(images, batch["index"].tolist(), strict=True):
+            write_png(image, self.results_dir / f"sample_{i:04d}.png")
+        start = self._timed("write", start)
+
+        if self.fid is not None:
+            self.fid.update(images, real=False)
+        start = self._timed("features", start)
+        self._pictures(batch, step_tokens, step_masks)
+        self._timed("pictures", start)
+
+    def results(self) -> dict[str, float]:
+        return {"fid": float(self.fid.compute())} if self.fid is not None else {}

@@ -1,0 +1,158 @@
+"""Unconditional generation (python eval.py task=generate ckpt_path=... generate.num_samples=N).
+
+Decodes N fully masked canvases with eval.py's decoding settings (sample i seeded from (seed, i)),
+and writes `generated/sample_0000.png ...` (into `generated.partial/`, renamed when complete),
+`pictures/samples.png` (a grid), progression pictures for the first `pictures.num_images` samples,
+and `metrics.json` (config, FID against the val images, timings, versions; written last and
+atomically). The val statistics are cached on disk, keyed by the val files' content and the Inception
+weights. In a multirun, finished points are kept in the sweep point store like inpainting points
+(the task, N and the FID reference are part of the key).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import make_grid
+
+from maskgit.data.datamodule import CatFaceDataModule
+from maskgit.data.images import read_image
+from maskgit.data.token_cache import files_digest
+from maskgit.errors import ConfigError
+from maskgit.generation import UnconditionalGenerator
+from maskgit.metrics.fid import RESIZE_NOTE
+from maskgit.pictures import save_picture
+from maskgit.sweeps.multirun import prepare_multirun_job
+from maskgit.sweeps.points import PointStore
+from maskgit.tasks.eval import decode_settings, fid_metric, lab_model_json, load_model, versions
+from maskgit.utils.atomic import save_json
+from maskgit.utils.config import print_config_tree
+from maskgit.utils.loggers import build_loggers, finish_loggers
+
+log = logging.getLogger(__name__)
+
+
+def _positive(name: str, value: Any, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "a positive integer" + (" or null" if allow_none else "")
+        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
+    return value
+
+
+def generate(cfg: DictConfig) -> dict[str, Any]:
+    """Sample, write images and pictures, measure FID; returns the metrics file's content."""
+    settings = decode_settings(cfg)
+    gen = cfg.generate
+    num_samples = _positive("generate.num_samples", gen.num_samples)
+    reference_limit = _positive("generate.fid_reference_limit", gen.get("fid_reference_limit"), True)
+    fid_cfg = cfg.metrics.fid
+    if fid_cfg.enabled and num_samples < 2:
+        raise ConfigError(f"FID needs at least 2 samples, got generate.num_samples={num_samples} "
+                          "(or set metrics.fid.enabled=false)")
+    multirun = prepare_multirun_job(cfg)
+    print_config_tree(cfg, save_to=cfg.paths.output_dir)
+    store = PointStore(cfg, settings)
+    if multirun and cfg.get("reuse_results", True) and (done := store.reuse(cfg)) is not None:
+        return done
+    L.seed_everything(cfg.seed, workers=True)
+    ckpt = Path(cfg.ckpt_path)
+    ckpt_identity = (str(ckpt.resolve()) if ckpt.exists() else str(ckpt),
+                     ckpt.stat().st_mtime if ckpt.exists() else 0.0)
+    model = load_model(ckpt_identity[0], cfg.get("vqgan_ckpt_path"), ckpt_identity[1], lab_model_json(cfg))
+    model.transformer.set_fused_attention(bool(cfg.fused_attention))
+    datamodule: CatFaceDataModule = instantiate(cfg.data)
+    layout = datamodule.check(require_test=False)
+
+    out = Path(cfg.paths.output_dir)
+    samples_dir, partial = out / "generated", out / "generated.partial"
+    fid = reference = None
+    if fid_cfg.enabled:
+        files = layout.val_files[:reference_limit]
+        if len(files) < 2:
+            raise ConfigError(f"FID needs at least 2 val images as its reference, got {len(files)}")
+        fid = fid_metric(fid_cfg.weights_path, fid_cfg.features, "generate")
+        reference = (files, files_digest(files))
+    generator = UnconditionalGenerator(
+        model, settings, partial, num_samples, batch_size=int(cfg.data.batch_size), fid=fid,
+        reference=reference, fid_weights_path=fid_cfg.weights_path,
+        cache_dir=Path(cfg.paths.cache_dir) / "fid", num_pictures=cfg.pictures.num_images,
+        pictures_dir=out / "pictures", memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}")
+
+    loggers = build_loggers(cfg.get("logger"))
+    try:
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[],
+                                         use_distributed_sampler=False, enable_checkpointing=False,
+                                         enable_model_summary=False)
+        if trainer.global_rank == 0:
+            shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True, exist_ok=True)
+        (out / "pictures").mkdir(exist_ok=True)
+        start = time.perf_counter()
+        trainer.test(generator, verbose=False)
+        if trainer.global_rank != 0:
+            return {}
+        report = _finish(cfg, generator, reference, samples_dir, partial, time.perf_counter() - start,
+                         point={"key": store.key, "store": str(store.path)})
+        store.record(report, str(out))
+        _log(loggers, report, out)
+        return report
+    finally:
+        finish_loggers(loggers)
+
+
+def _finish(cfg: DictConfig, generator: UnconditionalGenerator, reference, samples_dir: Path,
+            partial: Path, seconds: float, point: dict[str, str]) -> dict[str, Any]:
+    shutil.rmtree(samples_dir, ignore_errors=True)
+    partial.rename(samples_dir)
+    files = sorted(samples_dir.glob("sample_*.png"))
+    n = int(cfg.generate.grid_images)
+    if n:
+        shown = torch.stack([read_image(f) for f in files[:n]])
+        save_picture(make_grid(shown, nrow=min(8, len(shown)), padding=2, pad_value=255),
+                     Path(cfg.paths.output_dir) / "pictures" / "samples.png")
+    fid_cfg = cfg.metrics.fid
+    report = {
+        "task": "generate",
+        "metrics": generator.final_metrics,
+        "num_samples": len(files),
+        "timings_s": {**{k: round(v, 3) for k, v in generator.seconds.items()}, "total": round(seconds, 3)},
+        "decoded_now": generator.decoded_now,
+        "skipped": False,
+        "point": point,
+        "fid": {"resize": RESIZE_NOTE, "weights_path": fid_cfg.weights_path,
+                "features": int(fid_cfg.features), "reference": "val",
+                "reference_images": len(reference[0]) if reference else None},
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "vqgan": generator.model.vqgan_record(),
+        "versions": versions(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    save_json(report, Path(cfg.paths.output_dir) / "metrics.json")
+    log.info("metrics: %s", report["metrics"])
+    return report
+
+
+def _log(loggers, report: dict[str, Any], out: Path) -> None:
+    metrics = {f"generate/{k}": v for k, v in report["metrics"].items()}
+    grid = out / "pictures" / "samples.png"
+    progressions = sorted((out / "pictures").glob("progression_*.png"))
+    for logger in loggers:
+        if metrics:
+            logger.log_metrics(metrics)
+        if not hasattr(logger, "log_image"):
+            continue
+        if grid.is_file():
+            logger.log_image("generate/samples", [str(grid)])
+        if progressions:  # one key per picture size
+            logger.log_image("generate/progressions", [str(p) for p in progressions],
+                             caption=[p.stem for p in progressions])
