@@ -97,6 +97,44 @@ def fid_metric(weights_path: str | None, features: int, role: str) -> FrechetInc
     return build_fid(weights_path, features)
 
 
+def model_for(cfg: DictConfig) -> tuple[MaskGIT, tuple[str, float]]:
+    """The model `cfg.ckpt_path` names (loaded once per process) and the checkpoint's identity."""
+    ckpt = Path(cfg.ckpt_path)
+    identity = (str(ckpt.resolve()) if ckpt.exists() else str(ckpt),
+                ckpt.stat().st_mtime if ckpt.exists() else 0.0)
+    model = load_model(identity[0], cfg.get("vqgan_ckpt_path"), identity[1], lab_model_json(cfg))
+    # Same weights and, in eval mode, the same logits (tested); SDPA is the faster kernel.
+    model.transformer.set_fused_attention(bool(cfg.fused_attention))
+    return model, identity
+
+
+def common_report(cfg: DictConfig, module: InpaintingEvaluator, seconds: float,
+                  point: dict[str, str]) -> dict[str, Any]:
+    """The metrics.json fields every eval.py task writes."""
+    return {
+        "metrics": module.final_metrics,
+        "timings_s": {**{k: round(v, 3) for k, v in module.seconds.items()}, "total": round(seconds, 3)},
+        "decoded_now": module.decoded_now,
+        "skipped": False,
+        "point": point,
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "vqgan": module.model.vqgan_record(),
+        "versions": versions(),
+    }
+
+
+def test_trainer(cfg: DictConfig, loggers: list, partial: Path, pictures: Path) -> L.Trainer:
+    """The Trainer that runs an eval task, with its (emptied) partial output folder made."""
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[],
+                                     use_distributed_sampler=False, enable_checkpointing=False,
+                                     enable_model_summary=False)
+    if trainer.global_rank == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True, exist_ok=True)
+    pictures.mkdir(exist_ok=True)
+    return trainer
+
+
 def versions() -> dict[str, str]:
     names = ["maskgit", "torch", "lightning", "torchmetrics", "torch-fidelity", "hydra-core", "wandb"]
     return {n: importlib.metadata.version(n) for n in names}
@@ -123,13 +161,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if multirun and cfg.get("reuse_results", True) and (done := store.reuse(cfg)) is not None:
         return done
     L.seed_everything(cfg.seed, workers=True)
-    ckpt = Path(cfg.ckpt_path)
-    ckpt_identity = (str(ckpt.resolve()) if ckpt.exists() else str(ckpt),
-                     ckpt.stat().st_mtime if ckpt.exists() else 0.0)
-    model = load_model(ckpt_identity[0], cfg.get("vqgan_ckpt_path"), ckpt_identity[1],
-                       lab_model_json(cfg))
-    # Same weights and, in eval mode, the same logits (tested); SDPA is the faster kernel.
-    model.transformer.set_fused_attention(bool(cfg.fused_attention))
+    model, ckpt_identity = model_for(cfg)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
     layout = datamodule.check(require_test=True)
     datamodule.use_tokenizer(model.vqgan)
@@ -160,13 +192,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     loggers = build_loggers(cfg.get("logger"))
     try:
-        trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[],
-                                         use_distributed_sampler=False, enable_checkpointing=False,
-                                         enable_model_summary=False)
-        if trainer.global_rank == 0:
-            shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True, exist_ok=True)
-        (out / "pictures").mkdir(exist_ok=True)
+        trainer = test_trainer(cfg, loggers, partial, out / "pictures")
         start = time.perf_counter()
         trainer.test(evaluator, datamodule=datamodule, verbose=False)
         if trainer.global_rank != 0:
@@ -193,21 +219,14 @@ def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, test_set: I
                                torch.stack([read_image(f) for f in layout.gt_files[: len(files)]]))
         save_picture(grid, Path(cfg.paths.output_dir) / "pictures" / "grid.png")
     report = {
-        "metrics": evaluator.final_metrics,
+        **common_report(cfg, evaluator, seconds, point),
         "num_images": len(list(results_dir.glob("image_*.png"))),
-        "timings_s": {**{k: round(v, 3) for k, v in evaluator.seconds.items()}, "total": round(seconds, 3)},
-        "decoded_now": evaluator.decoded_now,
-        "skipped": False,
-        "point": point,
         "composite": bool(cfg.composite),
         "masks": {**masks, "hole_pixels_mean": round(float((~test_set.masks).sum((1, 2)).float().mean()), 3),
                   "masked_tokens_mean": round(float(test_set.token_masks.sum(1).float().mean()), 3)},
         "fid": {"resize": RESIZE_NOTE, "weights_path": cfg.metrics.fid.weights_path,
                 "features": int(cfg.metrics.fid.features),
                 "unseen_images": layout.in_trainval.count(False) if layout.in_trainval else None},
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
-        "vqgan": evaluator.model.vqgan_record(),
-        "versions": versions(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     save_json(report, Path(cfg.paths.output_dir) / "metrics.json")

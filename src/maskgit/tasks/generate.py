@@ -32,7 +32,7 @@ from maskgit.metrics.fid import RESIZE_NOTE
 from maskgit.pictures import save_picture
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
-from maskgit.tasks.eval import decode_settings, fid_metric, lab_model_json, load_model, versions
+from maskgit.tasks.eval import common_report, decode_settings, fid_metric, model_for, test_trainer
 from maskgit.utils.atomic import save_json
 from maskgit.utils.config import print_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
@@ -65,11 +65,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
     if multirun and cfg.get("reuse_results", True) and (done := store.reuse(cfg)) is not None:
         return done
     L.seed_everything(cfg.seed, workers=True)
-    ckpt = Path(cfg.ckpt_path)
-    ckpt_identity = (str(ckpt.resolve()) if ckpt.exists() else str(ckpt),
-                     ckpt.stat().st_mtime if ckpt.exists() else 0.0)
-    model = load_model(ckpt_identity[0], cfg.get("vqgan_ckpt_path"), ckpt_identity[1], lab_model_json(cfg))
-    model.transformer.set_fused_attention(bool(cfg.fused_attention))
+    model, ckpt_identity = model_for(cfg)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
     layout = datamodule.check(require_test=False)
 
@@ -90,13 +86,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
 
     loggers = build_loggers(cfg.get("logger"))
     try:
-        trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[],
-                                         use_distributed_sampler=False, enable_checkpointing=False,
-                                         enable_model_summary=False)
-        if trainer.global_rank == 0:
-            shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True, exist_ok=True)
-        (out / "pictures").mkdir(exist_ok=True)
+        trainer = test_trainer(cfg, loggers, partial, out / "pictures")
         start = time.perf_counter()
         trainer.test(generator, verbose=False)
         if trainer.global_rank != 0:
@@ -123,18 +113,11 @@ def _finish(cfg: DictConfig, generator: UnconditionalGenerator, reference, sampl
     fid_cfg = cfg.metrics.fid
     report = {
         "task": "generate",
-        "metrics": generator.final_metrics,
+        **common_report(cfg, generator, seconds, point),
         "num_samples": len(files),
-        "timings_s": {**{k: round(v, 3) for k, v in generator.seconds.items()}, "total": round(seconds, 3)},
-        "decoded_now": generator.decoded_now,
-        "skipped": False,
-        "point": point,
         "fid": {"resize": RESIZE_NOTE, "weights_path": fid_cfg.weights_path,
                 "features": int(fid_cfg.features), "reference": "val",
                 "reference_images": len(reference[0]) if reference else None},
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
-        "vqgan": generator.model.vqgan_record(),
-        "versions": versions(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     save_json(report, Path(cfg.paths.output_dir) / "metrics.json")
