@@ -1,8 +1,10 @@
 """Cat-face LightningDataModule: token batches for training, masked test images for inpainting.
 
-The VQGAN is frozen, so train/val/test images are encoded once (see `token_cache`) and the loaders
-serve tokens; training never runs the encoder. `use_tokenizer` hands over the VQGAN that the
-LightningModule owns.
+`serve="tokens"` (stage 2): the VQGAN is frozen, so train/val/test images are encoded once (see
+`token_cache`) and the loaders serve tokens; training never runs the encoder. `use_tokenizer` hands
+over the VQGAN that the LightningModule owns.
+`serve="images"` (stage 1, VQGAN training): train/val images are decoded once into memory as uint8
+and served as lab-normalised float batches, train images randomly flipped left-right when `flip`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,27 @@ from maskgit.data.token_cache import TokenCache
 from maskgit.decoding import pixel_to_token_mask
 from maskgit.errors import ConfigError
 from maskgit.models.vqgan import VQGAN
+
+SERVE = ("tokens", "images")
+
+
+class ImageSet(Dataset):
+    """uint8 images (N, 3, H, W) kept in memory; optional random horizontal flip per item."""
+
+    def __init__(self, images: Tensor, flip: bool = False):
+        self.images, self.flip = images, flip
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Tensor:
+        image = self.images[i]
+        return image.flip(-1) if self.flip and torch.rand(()) < 0.5 else image
+
+
+def normalized_batch(images: list[Tensor]) -> Tensor:
+    """collate_fn of ImageSet: stack uint8 images and normalise them as the lab does."""
+    return LAB_TRAIN.normalize(torch.stack(images))
 
 
 class InpaintingSet(Dataset):
@@ -50,9 +73,12 @@ class CatFaceDataModule(L.LightningDataModule):
                  cache_dir: str = ".cache/tokens", encode_batch_size: int = 128,
                  encode_device: str = "auto", limit: dict[str, int | None] | None = None,
                  check_images: bool = True, pin_memory: bool = True,
-                 synthetic: dict[str, int] | None = None):
+                 synthetic: dict[str, int] | None = None, serve: str = "tokens", flip: bool = True):
         """`batch_size` is per device (each DDP process loads this many)."""
         super().__init__()
+        if serve not in SERVE:
+            raise ConfigError(f"data.serve must be one of {', '.join(SERVE)}, found {serve!r}")
+        self.serve, self.flip = serve, flip
         self.root = Path(root)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.token_cache = TokenCache(cache_dir)
@@ -96,9 +122,15 @@ class CatFaceDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         # One process per node, before `setup`: encode what this trainer run needs, once.
         fn = self.trainer.state.fn if self.trainer is not None else None
+        if self.serve == "images" and fn not in ("test", "predict"):
+            return  # nothing to cache: images are decoded in `setup`
         self._load("test" if fn in ("test", "predict") else "fit")
 
     def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate") and self.train_set is None and self.serve == "images":
+            layout = self.layout
+            self.train_set = ImageSet(torch.stack([read_image(f) for f in layout.train_files]), self.flip)
+            self.val_set = ImageSet(torch.stack([read_image(f) for f in layout.val_files]))
         if stage in ("fit", "validate") and self.train_set is None:
             loaded = self._load(stage)
             self.train_set = TensorDataset(loaded["train"])
@@ -128,7 +160,9 @@ class CatFaceDataModule(L.LightningDataModule):
         return InpaintingSet(tokens, masks, masked_images, gt_tokens, gt_images)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool = False) -> DataLoader:
+        collate = normalized_batch if isinstance(dataset, ImageSet) else None
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
+                          collate_fn=collate,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=self.pin_memory and torch.cuda.is_available())
 
