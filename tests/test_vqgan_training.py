@@ -169,6 +169,28 @@ def test_discriminator_is_not_updated_before_disc_start():
     assert trainer.global_step == 2 + 1  # two generator steps, one discriminator step
 
 
+def test_dead_codes_restart_onto_encoder_outputs_and_used_codes_stay():
+    torch.manual_seed(0)
+    model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": None}, loss={"disc": {"enabled": False}},
+                          optimizer={"lr": 0.0}, restart_dead_codes=2)  # lr 0: only restarts move codes
+    before = model.vqgan.codebook.embedding.weight.detach().clone()
+    images = LAB_TRAIN.normalize(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8))
+    with torch.no_grad():
+        used = torch.unique(model.vqgan.tokenize(images))  # the codes the two steps will use
+        latents = model.vqgan.latents(images[2:]).permute(0, 2, 3, 1).flatten(0, 2)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(model, DataLoader(images, batch_size=2))
+
+    after = model.vqgan.codebook.embedding.weight.detach()
+    moved = (after != before).any(1)
+    assert not moved[used].any()  # used codes are kept
+    assert moved.sum() == TINY_VQGAN["num_codebook_vectors"] - len(used)  # every dead one restarted
+    # ... onto encoder outputs of the second batch (the one at the restart step)
+    distances = torch.cdist(after[moved], latents, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+    assert distances.max() < 1e-5
+
+
 def test_codebook_usage_perplexity_and_dead_codes_on_known_histograms():
     metric = CodebookUsage(num_codes=8)
     metric.update(torch.tensor([[0, 0, 1]]))

@@ -60,7 +60,10 @@ class VQGANTraining(L.LightningModule):
     input_kind = "images"  # what the datamodule must serve (the stage-2 MaskGIT reads tokens)
 
     def __init__(self, vqgan: dict[str, Any], loss: dict[str, Any] | None = None,
-                 optimizer: dict[str, Any] | None = None, pictures: dict[str, Any] | None = None):
+                 optimizer: dict[str, Any] | None = None, pictures: dict[str, Any] | None = None,
+                 restart_dead_codes: int = 0):
+        """`restart_dead_codes=n`: every n training steps, codes no batch used in those steps are
+        moved onto encoder outputs of the current batch (0 = never; the lab never does)."""
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -83,6 +86,8 @@ class VQGANTraining(L.LightningModule):
         self.perceptual = (PerceptualLoss(LAB_TRAIN, self.loss_cfg["perceptual_weights"])
                            if self.loss_cfg["perceptual_weight"] > 0 else None)
         self.codebook_usage = CodebookUsage(self.vqgan.num_codebook_vectors)
+        self.restart_every = int(restart_dead_codes)
+        self._train_counts = torch.zeros(self.vqgan.num_codebook_vectors, dtype=torch.long)
         self._val_pictures: list[tuple[Tensor, Tensor]] = []
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -120,7 +125,7 @@ class VQGANTraining(L.LightningModule):
 
         if opt_d is not None:
             self.toggle_optimizer(opt_g)  # no discriminator gradients from the generator's loss
-        xrec, _, q_loss = self.vqgan(x)
+        xrec, indices, q_loss = self.vqgan(x)
         losses = self._losses(x, xrec, q_loss)
         loss = losses["loss"]
         if gan:
@@ -140,9 +145,28 @@ class VQGANTraining(L.LightningModule):
             self._step(opt_d, losses["d_loss"])
             self.untoggle_optimizer(opt_d)
 
+        if self.restart_every:
+            self._count_and_restart(x, indices, batch_idx)
         self.log("train/rec_loss", losses.pop("rec_loss").detach(), prog_bar=True, batch_size=len(x))
         losses.pop("nll")
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=len(x))
+
+    @torch.no_grad()
+    def _count_and_restart(self, x: Tensor, indices: Tensor, batch_idx: int) -> None:
+        """Dead-code restart: unused codes jump to random encoder outputs (the same on every rank)."""
+        counts = self._train_counts.to(indices.device)
+        counts += torch.bincount(indices.flatten(), minlength=len(counts))
+        self._train_counts = counts
+        if (batch_idx + 1) % self.restart_every:
+            return
+        counts = self.trainer.strategy.reduce(counts.float(), reduce_op="sum")
+        dead = (counts == 0).nonzero().flatten()
+        latents = self.vqgan.latents(x).permute(0, 2, 3, 1).flatten(0, 2)  # (B*h*w, latent_dim)
+        chosen = latents[torch.randperm(len(latents), device=latents.device)[: len(dead)]]
+        chosen = self.trainer.strategy.broadcast(chosen.cpu(), src=0).to(latents.device)
+        self.vqgan.codebook.embedding.weight[dead[: len(chosen)]] = chosen
+        self.log("train/restarted_codes", float(len(dead)), batch_size=len(x))
+        self._train_counts = torch.zeros_like(self._train_counts)
 
     # -- validation -----------------------------------------------------------------------------
     def validation_step(self, x: Tensor, batch_idx: int) -> None:
