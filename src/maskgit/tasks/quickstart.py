@@ -1,0 +1,128 @@
+"""The whole pipeline in one command: stage-1 VQGAN -> stage-2 transformer on its tokens -> inpainting.
+
+Each stage is the config a user would run alone (`train.py experiment=quickstart_vqgan`,
+`train.py experiment=quickstart vqgan.ckpt_path=...`, `eval.py ckpt_path=...`), composed here with
+its output folder inside this run's folder and the previous stage's checkpoint filled in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from maskgit.errors import ConfigError, MaskGITError
+from maskgit.utils.atomic import save_json
+
+log = logging.getLogger(__name__)
+
+STAGES = ("vqgan", "transformer", "eval")
+
+
+def compose_stage(conf_dir: Path, name: str, overrides: list[str], cfg: DictConfig, stage: str) -> DictConfig:
+    """`name` (train/eval) with `overrides`, writing into <run>/<stage> and sharing this run's caches.
+
+    The config dir is initialised for this compose only; Hydra restores the caller's state after."""
+    with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+        stage_cfg = compose(name, overrides=overrides)
+    with open_dict(stage_cfg):
+        for key in ("root_dir", "log_dir", "cache_dir"):
+            stage_cfg.paths[key] = str(cfg.paths[key])
+        stage_cfg.paths.output_dir = str(Path(cfg.paths.output_dir) / stage)
+    Path(stage_cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
+    return stage_cfg
+
+
+def stage_overrides(cfg: DictConfig, stage: str) -> list[str]:
+    reduced = list(cfg.reduced_overrides[stage]) if cfg.reduced else []
+    return [*cfg.common, *cfg.stages[stage], *reduced]
+
+
+def fid_available(eval_cfg: DictConfig) -> bool:
+    """`fid=auto`: FID when the Inception weights can be had (a weights file, the hub copy, a download)."""
+    from maskgit.tasks.eval import fid_metric
+
+    fid = eval_cfg.metrics.fid
+    try:
+        fid_metric(fid.weights_path, int(fid.features), "all")
+    except ConfigError as err:
+        log.warning("quickstart: FID skipped (%s)", err)
+        return False
+    return True
+
+
+def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
+    """Run the three stages; returns (and writes as summary.json) times, metrics and outputs."""
+    from maskgit.tasks.eval import evaluate
+    from maskgit.tasks.train import train
+
+    if cfg.fid not in ("auto", True, False):
+        raise ConfigError(f"fid must be auto, true or false, got {cfg.fid!r}")
+    out = Path(cfg.paths.output_dir)
+    summary: dict[str, Any] = {"reduced": bool(cfg.reduced), "seconds": {}, "stages": {}}
+    start = time.perf_counter()
+
+    def timed(stage: str, fn, stage_cfg: DictConfig) -> dict[str, Any]:
+        log.info("quickstart: stage %s -> %s", stage, stage_cfg.paths.output_dir)
+        t0 = time.perf_counter()
+        result = fn(stage_cfg)
+        summary["seconds"][stage] = round(time.perf_counter() - t0, 1)
+        return result
+
+    vqgan_cfg = compose_stage(conf_dir, "train", stage_overrides(cfg, "vqgan"), cfg, "vqgan")
+    vqgan = timed("vqgan", train, vqgan_cfg)
+    vqgan_ckpt = _checkpoint(vqgan, "vqgan")
+    summary["stages"]["vqgan"] = {"checkpoint": vqgan_ckpt, "metrics": _val_metrics(vqgan)}
+
+    transformer_cfg = compose_stage(conf_dir, "train", stage_overrides(cfg, "transformer"), cfg,
+                                    "transformer")
+    with open_dict(transformer_cfg):
+        transformer_cfg.vqgan.ckpt_path = vqgan_ckpt
+    transformer = timed("transformer", train, transformer_cfg)
+    ckpt = _checkpoint(transformer, "transformer")
+    summary["stages"]["transformer"] = {"checkpoint": ckpt, "metrics": _val_metrics(transformer)}
+
+    eval_cfg = compose_stage(conf_dir, "eval", [f"ckpt_path={ckpt}", *stage_overrides(cfg, "eval")], cfg,
+                             "eval")
+    with open_dict(eval_cfg):
+        eval_cfg.ckpt_path = ckpt  # also when the path would need quoting on a command line
+        eval_cfg.metrics.fid.enabled = bool(cfg.fid) if cfg.fid != "auto" else fid_available(eval_cfg)
+    report = timed("eval", evaluate, eval_cfg)
+    summary["stages"]["eval"] = {"metrics": report["metrics"], "num_images": report["num_images"],
+                                 "pictures": str(Path(eval_cfg.paths.output_dir) / "pictures")}
+    summary["seconds"]["total"] = round(time.perf_counter() - start, 1)
+    summary["config"] = OmegaConf.to_container(cfg, resolve=True)
+    save_json(summary, out / "summary.json")
+    _print_summary(summary, out)
+    return summary
+
+
+def _checkpoint(result: dict[str, Any], stage: str) -> str:
+    path = result.get("best_ckpt") or str(Path(result["output_dir"]) / "checkpoints" / "last.ckpt")
+    if not Path(path).is_file():
+        raise MaskGITError(f"quickstart: stage {stage} wrote no checkpoint (looked for {path})")
+    return path
+
+
+def _val_metrics(result: dict[str, Any]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in result["metrics"].items() if k.startswith("val/")}
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"quickstart ({'reduced' if summary['reduced'] else 'full'}): {out}")
+    table.add_column("stage")
+    table.add_column("minutes", justify="right")
+    table.add_column("metrics")
+    for stage in STAGES:
+        metrics = summary["stages"][stage]["metrics"]
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if v is not None)
+        table.add_row(stage, f"{summary['seconds'][stage] / 60:.1f}", shown)
+    table.add_row("total", f"{summary['seconds']['total'] / 60:.1f}", "")
+    Console().print(table)
