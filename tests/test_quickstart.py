@@ -4,44 +4,46 @@ from __future__ import annotations
 
 import json
 
-from conftest import ROOT, compose_config
-from omegaconf import open_dict
+from conftest import compose_config, run_cli
 
 from maskgit.models.checkpoint import build_vqgan
-from maskgit.tasks.quickstart import fid_available, run_quickstart
+from maskgit.tasks.quickstart import fid_available
 
 
 def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_path, cache_dir, data_root,
                                                                         inception_weights):
-    cfg = compose_config("quickstart", [
-        "reduced=true", "fid=auto",
-        f"common=['logger=csv','data.root={data_root}','trainer.enable_progress_bar=false']",
-        f"stages.eval=['trainer=cpu','metrics.fid.weights_path={inception_weights}','metrics.fid.features=64']",
-    ], tmp_path, cache_dir)
-    with open_dict(cfg):
-        cfg.paths.log_dir = str(tmp_path / "logs")
-    summary = run_quickstart(cfg, ROOT / "conf")
-
-    assert json.loads((tmp_path / "summary.json").read_text())["stages"] == summary["stages"]
+    """python quickstart.py reduced=true, as a user runs it (CI's smoke run of the whole pipeline):
+    every stage as two DDP processes on CPU, each stage on the previous one's checkpoint, each
+    logging to its own offline wandb run (a user without wandb credentials)."""
+    result = run_cli(
+        "quickstart.py", "reduced=true", "fid=auto",
+        f"common=['data.root={data_root}','trainer.enable_progress_bar=false']",
+        f"stages.eval=['total_iter=4','metrics.fid.weights_path={inception_weights}','metrics.fid.features=64']",
+        cwd=tmp_path, env={"MASKGIT_CACHE_DIR": str(cache_dir), "WANDB_MODE": None})  # no credentials
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "quickstart" / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert "quickstart (reduced)" in result.stdout  # the summary table
     vqgan_ckpt = summary["stages"]["vqgan"]["checkpoint"]
-    assert vqgan_ckpt.startswith(str(tmp_path / "vqgan"))
+    assert vqgan_ckpt.startswith(str(run / "vqgan"))
     assert {"val/rec_loss", "val/codebook_usage"} <= set(summary["stages"]["vqgan"]["metrics"])
-    assert (tmp_path / "vqgan" / "pictures").glob("recon_epoch_*.png")
+    assert list((run / "vqgan" / "pictures").glob("recon_epoch_*.png"))
 
     # Stage 2 trained on stage 1's VQGAN: its checkpoint names it and eval loaded it.
-    transformer_cfg = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert transformer_cfg["vqgan"]["ckpt_path"] == vqgan_ckpt
-    arch = {k: v for k, v in transformer_cfg["vqgan"]["config"].items()}
-    build_vqgan({**arch, "ckpt_path": vqgan_ckpt})  # the stage-1 checkpoint is a VQGAN file
+    eval_report = json.loads((run / "eval" / "metrics.json").read_text())
+    assert eval_report["vqgan"]["ckpt_path"] == vqgan_ckpt
+    build_vqgan({**eval_report["vqgan"]["config"], "ckpt_path": vqgan_ckpt})  # a VQGAN file
     assert "val/masked_token_accuracy" in summary["stages"]["transformer"]["metrics"]
 
     metrics = summary["stages"]["eval"]["metrics"]
     assert summary["stages"]["eval"]["num_images"] == 16
     assert 0.0 <= metrics["masked_token_accuracy"] <= 1.0 and metrics["hole_psnr"] > 0
     assert metrics["fid"] >= 0  # fid=auto found the weights file
-    assert len(list((tmp_path / "eval" / "test_results").glob("image_*.png"))) == 16
-    assert (tmp_path / "eval" / "pictures" / "grid.png").is_file()
+    assert len(list((run / "eval" / "test_results").glob("image_*.png"))) == 16
+    assert (run / "eval" / "pictures" / "grid.png").is_file()
     assert set(summary["seconds"]) == {"vqgan", "transformer", "eval", "total"}
+    for stage in ("vqgan", "transformer", "eval"):
+        assert len(list((run / stage / "wandb").glob("offline-run-*"))) == 1, stage
 
 
 def test_fid_auto_skips_fid_when_the_weights_cannot_be_had(tmp_path, cache_dir):

@@ -199,7 +199,7 @@ class VQGANTraining(L.LightningModule):
         images = LAB_TRAIN.to_uint8(torch.cat([originals, reconstructions]))
         grid = make_grid(images, nrow=len(originals), padding=2, pad_value=255)
         save_picture(grid, Path(self.trainer.default_root_dir) / "pictures"
-                     / f"recon_epoch_{self.current_epoch:03d}.png")
+                     / f"recon_epoch_{self.current_epoch:03d}_step_{self.global_step:06d}.png")
         for logger in self.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="val/reconstructions", images=[grid.permute(1, 2, 0).numpy()],

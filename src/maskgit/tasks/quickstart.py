@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maskgit.errors import ConfigError, MaskGITError
@@ -26,9 +27,12 @@ STAGES = ("vqgan", "transformer", "eval")
 def compose_stage(conf_dir: Path, name: str, overrides: list[str], cfg: DictConfig, stage: str) -> DictConfig:
     """`name` (train/eval) with `overrides`, writing into <run>/<stage> and sharing this run's caches.
 
-    The config dir is initialised for this compose only; Hydra restores the caller's state after."""
-    with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+    Outside a Hydra app the config dir is initialised for this compose only."""
+    if GlobalHydra.instance().is_initialized():  # inside quickstart.py's Hydra app: the same conf/
         stage_cfg = compose(name, overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+            stage_cfg = compose(name, overrides=overrides)
     with open_dict(stage_cfg):
         for key in ("root_dir", "log_dir", "cache_dir"):
             stage_cfg.paths[key] = str(cfg.paths[key])
@@ -39,7 +43,7 @@ def compose_stage(conf_dir: Path, name: str, overrides: list[str], cfg: DictConf
 
 def stage_overrides(cfg: DictConfig, stage: str) -> list[str]:
     reduced = list(cfg.reduced_overrides[stage]) if cfg.reduced else []
-    return [*cfg.common, *cfg.stages[stage], *reduced]
+    return [*cfg.trainer, *cfg.common, *cfg.stages[stage], *reduced]
 
 
 def fid_available(eval_cfg: DictConfig) -> bool:
@@ -92,6 +96,8 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
         eval_cfg.ckpt_path = ckpt  # also when the path would need quoting on a command line
         eval_cfg.metrics.fid.enabled = bool(cfg.fid) if cfg.fid != "auto" else fid_available(eval_cfg)
     report = timed("eval", evaluate, eval_cfg)
+    if not report:  # a DDP process other than rank 0: that one writes the summary
+        return {}
     summary["stages"]["eval"] = {"metrics": report["metrics"], "num_images": report["num_images"],
                                  "pictures": str(Path(eval_cfg.paths.output_dir) / "pictures")}
     summary["seconds"]["total"] = round(time.perf_counter() - start, 1)

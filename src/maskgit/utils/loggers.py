@@ -14,6 +14,12 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 
+# Set once a wandb run of this process went offline for lack of credentials: later runs (the
+# quickstart's next stage, multirun jobs) must too. By then Lightning has set WANDB_MODE=dryrun,
+# which wandb's already started session ignores, so the check below can no longer tell.
+_OFFLINE_FALLBACK: set[bool] = set()
+
+
 def wandb_has_credentials() -> bool:
     """True when wandb can log online: an API key in the environment, settings or .netrc."""
     import wandb
@@ -28,8 +34,9 @@ def build_loggers(cfg: DictConfig | None) -> list[Logger]:
             continue
         kwargs: dict[str, Any] = {}
         if (conf._target_.endswith("WandbLogger") and not conf.get("offline", False)
-                and "WANDB_MODE" not in os.environ and not wandb_has_credentials()):
+                and (_OFFLINE_FALLBACK or ("WANDB_MODE" not in os.environ and not wandb_has_credentials()))):
             kwargs.update(offline=True, mode="offline")  # mode: wandb.login() already read settings
+            _OFFLINE_FALLBACK.add(True)
             rank_zero_info(f"wandb: no credentials found, logging offline to {conf.save_dir}/wandb "
                            "(upload later with `wandb sync <that folder>/offline-run-*`)")
         log.debug("instantiating logger %s", name)
