@@ -187,8 +187,9 @@ class VQGANTraining(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         stats = self.codebook_usage.compute()  # summed over the epoch and over DDP processes
         self.codebook_usage.reset()
+        # Equal on every process already; sync_dist averages equal values (and keeps Lightning quiet).
         self.log_dict({"val/codebook_usage": stats["usage"], "val/codebook_perplexity": stats["perplexity"],
-                       "val/dead_codes": stats["dead_codes"]})
+                       "val/dead_codes": stats["dead_codes"]}, sync_dist=True)
         pictures, self._val_pictures = self._val_pictures, []
         if pictures and not self.trainer.sanity_checking and self.trainer.is_global_zero:
             originals, reconstructions = (torch.cat(part) for part in zip(*pictures, strict=True))
