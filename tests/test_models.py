@@ -113,6 +113,26 @@ def test_vqgan_reproduces_the_lab_tiny_fixture(tiny_fixture):
     torch.testing.assert_close(decoded, fx["decoded"], atol=1e-4, rtol=1e-4)
 
 
+def _group_sizes(vqgan: VQGAN) -> set[tuple[int, int]]:
+    return {(m.num_channels, m.num_groups) for m in vqgan.modules() if isinstance(m, nn.GroupNorm)}
+
+
+def test_norm_groups_sets_every_groupnorm_and_leaves_the_state_dict_alone():
+    """The lab's 32 groups by default; fewer keep several channels a group in narrow layers, where
+    one channel a group (instance norm) would drop each image's colour. Same keys and shapes."""
+    narrow = dict(TINY_VQGAN, enc_channels=[16, 16, 16, 32, 32, 64], dec_channels=[16, 16, 32, 32, 64])
+    lab, fewer = VQGAN(**narrow), VQGAN(**narrow, norm_groups=4)
+    assert _group_sizes(lab) == {(16, 16), (32, 32), (64, 32)}  # gcd(32, channels)
+    assert _group_sizes(fewer) == {(16, 4), (32, 4), (64, 4)}
+    assert state_shapes(lab) == state_shapes(fewer)
+    assert lab.unsaved_settings == {} and fewer.unsaved_settings == {"norm_groups": 4}
+
+    fewer.load_state_dict(lab.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(lab.eval()(x)[0], fewer.eval()(x)[0])  # the groups change the outputs
+
+
 # -- 3. transformer keys and shapes -------------------------------------------------------------
 def test_lab_transformer_has_the_lab_keys_plus_four_attention_linears_per_block(fixtures_dir):
     lab = read_tsv(fixtures_dir / "lab_transformer_state_dict.tsv")

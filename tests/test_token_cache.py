@@ -46,6 +46,9 @@ def test_cache_is_rebuilt_when_weights_files_or_normalisation_change(tmp_path, f
     same = VQGAN(**TINY_VQGAN).eval()
     same.load_state_dict(vqgan.state_dict())
     assert cache.path_for("train", same, files, LAB_TRAIN) == base  # keyed by content, not identity
+    regrouped = VQGAN(**TINY_VQGAN, norm_groups=8).eval()  # same weights, other outputs
+    regrouped.load_state_dict(vqgan.state_dict())
+    assert cache.path_for("train", regrouped, files, LAB_TRAIN) != base
 
 
 def test_an_interrupted_encoding_leaves_no_cache_file(tmp_path, files, vqgan, monkeypatch):

@@ -33,7 +33,8 @@ def files_digest(files: Sequence[Path]) -> str:
 
 
 def module_digest(module: torch.nn.Module) -> str:
-    """sha256 over a module's state dict (names, shapes and bytes); memoised on the module."""
+    """sha256 over a module's state dict (names, shapes and bytes) and its `unsaved_settings` (what
+    changes its outputs outside the state dict, e.g. the VQGAN's GroupNorm groups); memoised."""
     cached = getattr(module, "_maskgit_digest", None)
     if cached is not None:
         return cached
@@ -42,6 +43,8 @@ def module_digest(module: torch.nn.Module) -> str:
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for key, value in sorted(getattr(module, "unsaved_settings", {}).items()):
+        h.update(f"{key}={value}".encode())
     digest = h.hexdigest()
     module._maskgit_digest = digest  # the VQGAN is frozen, so its digest never changes
     return digest

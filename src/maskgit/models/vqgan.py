@@ -14,11 +14,12 @@ from torch import Tensor, nn
 
 class GroupNorm(nn.Module):
     # The lab wraps GroupNorm in a module with attribute `gn`; the key names depend on it.
-    # 32 groups (the lab) whenever the channels allow; narrower CPU-sized configs (16 channels) use
-    # the largest group count dividing both. Group counts leave the state dict unchanged.
-    def __init__(self, channels: int):
+    # `groups` (the lab: 32) where the channels allow, else the largest count dividing both. Group
+    # counts leave the state dict unchanged, but one channel per group is instance norm: it removes
+    # each channel's per-image mean, and with it the image's colours, before the decoder's last conv.
+    def __init__(self, channels: int, groups: int = 32):
         super().__init__()
-        groups = math.gcd(32, channels)
+        groups = math.gcd(groups, channels)
         self.gn = nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -31,13 +32,13 @@ class Swish(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, groups: int = 32):
         super().__init__()
         self.block = nn.Sequential(
-            GroupNorm(in_channels),
+            GroupNorm(in_channels, groups),
             Swish(),
             nn.Conv2d(in_channels, out_channels, 3, 1, 1),
-            GroupNorm(out_channels),
+            GroupNorm(out_channels, groups),
             Swish(),
             nn.Conv2d(out_channels, out_channels, 3, 1, 1),
         )
@@ -51,9 +52,9 @@ class ResidualBlock(nn.Module):
 class NonLocalBlock(nn.Module):
     """Single-head self-attention over the h*w positions of a feature map."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, groups: int = 32):
         super().__init__()
-        self.norm = GroupNorm(channels)
+        self.norm = GroupNorm(channels, groups)
         self.q = nn.Conv2d(channels, channels, 1)
         self.k = nn.Conv2d(channels, channels, 1)
         self.v = nn.Conv2d(channels, channels, 1)
@@ -91,17 +92,18 @@ class UpSample(nn.Module):
 class Encoder(nn.Module):
     """64x64 image -> latent_dim x 16x16; down-samples after stages 2 and 4."""
 
-    def __init__(self, image_channels: int, channels: list[int], latent_dim: int):
+    def __init__(self, image_channels: int, channels: list[int], latent_dim: int, groups: int = 32):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(image_channels, channels[0], 3, 1, 1)]
         for i in range(len(channels) - 1):
-            layers += [ResidualBlock(channels[i], channels[i + 1]),
-                       ResidualBlock(channels[i + 1], channels[i + 1])]
+            layers += [ResidualBlock(channels[i], channels[i + 1], groups),
+                       ResidualBlock(channels[i + 1], channels[i + 1], groups)]
             if i in (2, 4):
                 layers.append(DownSample(channels[i + 1]))
         top = channels[-1]
-        layers += [ResidualBlock(top, top), NonLocalBlock(top), ResidualBlock(top, top),
-                   GroupNorm(top), Swish(), nn.Conv2d(top, latent_dim, 3, 1, 1)]
+        layers += [ResidualBlock(top, top, groups), NonLocalBlock(top, groups),
+                   ResidualBlock(top, top, groups), GroupNorm(top, groups), Swish(),
+                   nn.Conv2d(top, latent_dim, 3, 1, 1)]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -112,22 +114,22 @@ class Decoder(nn.Module):
     """latent_dim x 16x16 -> 64x64 image; attention at 16x16, up-samples after stages 4 and 2."""
 
     def __init__(self, image_channels: int, channels: list[int], latent_dim: int,
-                 latent_resolution: int):
+                 latent_resolution: int, groups: int = 32):
         super().__init__()
         top = channels[-1]
-        layers: list[nn.Module] = [nn.Conv2d(latent_dim, top, 3, 1, 1), ResidualBlock(top, top),
-                                   NonLocalBlock(top), ResidualBlock(top, top)]
+        layers: list[nn.Module] = [nn.Conv2d(latent_dim, top, 3, 1, 1), ResidualBlock(top, top, groups),
+                                   NonLocalBlock(top, groups), ResidualBlock(top, top, groups)]
         in_ch, resolution = top, latent_resolution
         for i in reversed(range(len(channels))):
             for _ in range(3):
-                layers.append(ResidualBlock(in_ch, channels[i]))
+                layers.append(ResidualBlock(in_ch, channels[i], groups))
                 in_ch = channels[i]
                 if resolution == latent_resolution:
-                    layers.append(NonLocalBlock(in_ch))
+                    layers.append(NonLocalBlock(in_ch, groups))
             if i in (4, 2):
                 layers.append(UpSample(in_ch))
                 resolution *= 2
-        layers += [GroupNorm(in_ch), nn.Conv2d(in_ch, image_channels, 3, 1, 1)]
+        layers += [GroupNorm(in_ch, groups), nn.Conv2d(in_ch, image_channels, 3, 1, 1)]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -169,7 +171,9 @@ class VQGAN(nn.Module):
                  enc_channels: list[int] = (128, 128, 128, 256, 256, 512),
                  dec_channels: list[int] = (128, 128, 256, 256, 512),
                  latent_dim: int = 256, img_resolution: int = 64, latent_resolution: int = 16,
-                 num_codebook_vectors: int = 1024, beta: float = 0.25):
+                 num_codebook_vectors: int = 1024, beta: float = 0.25, norm_groups: int = 32):
+        """`norm_groups`: GroupNorm groups (the lab's 32); narrow configs keep several channels a
+        group with fewer (16 channels: 4), since one channel a group loses colour."""
         super().__init__()
         enc_channels, dec_channels = list(enc_channels), list(dec_channels)
         if len(enc_channels) != 6 or len(dec_channels) != 5:
@@ -179,14 +183,22 @@ class VQGAN(nn.Module):
         self.config = dict(image_channels=image_channels, enc_channels=enc_channels,
                            dec_channels=dec_channels, latent_dim=latent_dim,
                            img_resolution=img_resolution, latent_resolution=latent_resolution,
-                           num_codebook_vectors=num_codebook_vectors, beta=beta)
+                           num_codebook_vectors=num_codebook_vectors, beta=beta,
+                           norm_groups=norm_groups)
         self.latent_resolution = latent_resolution
         self.num_codebook_vectors = num_codebook_vectors
-        self.encoder = Encoder(image_channels, enc_channels, latent_dim)
-        self.decoder = Decoder(image_channels, dec_channels, latent_dim, latent_resolution)
+        self.encoder = Encoder(image_channels, enc_channels, latent_dim, norm_groups)
+        self.decoder = Decoder(image_channels, dec_channels, latent_dim, latent_resolution, norm_groups)
         self.codebook = Codebook(num_codebook_vectors, latent_dim, beta)
         self.quant_conv = nn.Conv2d(latent_dim, latent_dim, 1)
         self.post_quant_conv = nn.Conv2d(latent_dim, latent_dim, 1)
+
+    @property
+    def unsaved_settings(self) -> dict[str, int]:
+        """Settings that change the outputs but not the state dict; empty at the lab's values, so
+        a lab-configured VQGAN's identity (`module_digest`) is its weights alone."""
+        groups = self.config["norm_groups"]
+        return {} if groups == 32 else {"norm_groups": groups}
 
     def latents(self, x: Tensor) -> Tensor:
         return self.quant_conv(self.encoder(x))
