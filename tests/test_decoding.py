@@ -100,7 +100,8 @@ def test_unknown_schedule_error_lists_valid_names():
 
 
 @pytest.mark.parametrize("bad", [{"total_iter": 0}, {"confidence": "margin"},
-                                 {"mask_func": "nope"}])
+                                 {"mask_func": "nope"}, {"temperature": -1.0},
+                                 {"temperature": math.inf}])
 def test_decode_rejects_bad_config(model, batch, bad):
     with pytest.raises(ConfigError):
         run(model, batch, **bad)
@@ -243,6 +244,36 @@ def test_score_noise_is_choice_temperature_times_one_minus_r(model, batch):
     assert not torch.any(two.step_masks[0] & ~four.step_masks[0])
     other = run(sharp, batch, total_iter=4, choice_temperature=1.0, **kw)
     assert torch.any(two.step_masks[0] & ~other.step_masks[0])  # the test can tell scales apart
+
+
+def test_temperature_zero_takes_the_most_likely_code_of_every_step(model, batch):
+    tokens, masked, _ = batch
+    result = run(model, batch, temperature=0.0, return_steps=True)
+    inputs = torch.where(masked, MASK_ID, tokens)
+    for t in range(6):
+        with torch.no_grad():
+            best = model(inputs)[..., :CODES].argmax(-1)
+        filled_now = (inputs == MASK_ID) & ~result.step_masks[t]
+        assert torch.equal(result.step_tokens[t][filled_now], best[filled_now])
+        inputs = torch.where(result.step_masks[t], MASK_ID, result.step_tokens[t])
+    assert not torch.equal(result.tokens, run(model, batch).tokens)  # sampling differs
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_codes_are_drawn_from_softmax_of_logits_over_temperature(temperature):
+    """One step over 256 masked positions of 64 images: code frequencies match the tempered softmax."""
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    images, length = 64, 256
+
+    def fixed(tokens):
+        return logits.expand(*tokens.shape, len(logits))
+
+    out = decode(fixed, torch.zeros(images, length, dtype=torch.long),
+                 torch.ones(images, length, dtype=torch.bool), num_codes=len(logits), total_iter=1,
+                 temperature=temperature, seeds=torch.arange(images)).tokens
+    freq = torch.bincount(out.flatten(), minlength=len(logits)).double() / out.numel()
+    expected = torch.softmax(logits.double() / temperature, 0)
+    assert torch.allclose(freq, expected, atol=0.01), (freq, expected)  # 16,384 draws: sd < 0.004
 
 
 def test_deterministic_given_seeds_and_different_for_other_seeds(model, batch):

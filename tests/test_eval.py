@@ -142,6 +142,7 @@ def test_bad_decoding_settings(tmp_path, cache_dir, data_root, trained_ckpt, inc
     base = eval_overrides(trained_ckpt, data_root, inception_weights)
     _fails(tmp_path, cache_dir, base + ["mask_func=zigzag"], "zigzag", "cosine", "linear", "square")
     _fails(tmp_path, cache_dir, base + ["total_iter=0"], "total_iter")
+    _fails(tmp_path, cache_dir, base + ["temperature=-0.5"], "temperature", ">= 0")
 
 
 def test_bad_test_folders(tmp_path, cache_dir, data_root, trained_ckpt, inception_weights):

@@ -57,16 +57,19 @@ def test_equal_decodings_have_equal_keys_and_equal_tokens():
     tokens, masked = torch.randint(0, 16, (3, 20)), torch.rand(3, 20) < 0.6
     seeds = torch.arange(3)
 
-    def result(mask_func="cosine", total_iter=8, sweet_spot=-1, temp=4.5, conf="prob"):
-        settings = DecodeSettings(mask_func, total_iter, sweet_spot, temp, conf)
+    def result(mask_func="cosine", total_iter=8, sweet_spot=-1, temp=4.5, conf="prob", sampling=1.0):
+        settings = DecodeSettings(mask_func, total_iter, sweet_spot, temp, conf, sampling)
         out = decode(logits_fn, tokens, masked, num_codes=16, total_iter=total_iter, mask_func=mask_func,
-                     sweet_spot=sweet_spot, choice_temperature=temp, confidence=conf, seeds=seeds).tokens
+                     sweet_spot=sweet_spot, choice_temperature=temp, confidence=conf,
+                     temperature=sampling, seeds=seeds).tokens
         return canonical_decoding(settings), out
 
     one_step = [result(m, 1) for m in MASK_SCHEDULES] + [result("linear", 6, 0, 1.0, "logprob"),
                                                           result("square", 3, 0)]
     for key, tokens_ in one_step:
         assert key == one_step[0][0] and torch.equal(tokens_, one_step[0][1])
+    colder = result("cosine", 1, sampling=0.0)  # the sampling temperature matters even in one step
+    assert colder[0] != one_step[0][0] and not torch.equal(colder[1], one_step[0][1])
     for late in (4, 5, 9):  # sweet spots at or past the last step are the full decoding
         key, tokens_ = result("cosine", 5, late)
         assert key == result("cosine", 5, -1)[0] and torch.equal(tokens_, result("cosine", 5, -1)[1])

@@ -97,13 +97,15 @@ def decode(
     sweet_spot: int = -1,
     choice_temperature: float = 4.5,
     confidence: str = "prob",
+    temperature: float = 1.0,
     seeds: Tensor,
     return_steps: bool = False,
 ) -> DecodeResult:
     """Fill the `masked` (B, L) positions of `tokens` (B, L) in `total_iter` steps (MaskGIT).
 
-    Step t (r = (t+1)/T) samples every masked token from softmax(logits[..., :num_codes]), scores it
-    by its probability ("prob", the lab) or log-probability ("logprob", the paper) plus
+    Step t (r = (t+1)/T) samples every masked token from softmax(logits[..., :num_codes] /
+    temperature) (the lab: 1; 0 takes the most likely code), scores it by the model's probability of
+    that code ("prob", the lab) or its log-probability ("logprob", the paper) plus
     choice_temperature * (1 - r) * Gumbel noise, and keeps the floor(N_i * gamma(r)) lowest-scored
     masked (N_i: originally masked in image i); the others are fixed for good. `sweet_spot` = t
     stops after step t with still-masked tokens taking that step's samples (-1: never).
@@ -116,6 +118,8 @@ def decode(
         raise ConfigError(f"unknown confidence {confidence!r}; valid: {', '.join(CONFIDENCES)}")
     if sweet_spot < -1:
         raise ConfigError(f"sweet_spot must be -1 (never) or a step >= 0, got {sweet_spot}")
+    if not 0 <= temperature < math.inf:
+        raise ConfigError(f"temperature must be >= 0 (0: the most likely code), got {temperature}")
     gamma = get_schedule(mask_func)
     if tokens.dim() != 2 or masked.shape != tokens.shape or seeds.shape != tokens.shape[:1]:
         raise ValueError(f"expected tokens, masked (B, L) and seeds (B,), got "
@@ -141,7 +145,10 @@ def decode(
                                   for g in gens])
             u_pick = torch.stack([torch.rand(length, generator=g, device=device) for g in gens])
 
-            sampled = (logp + _gumbel(u_code)).argmax(dim=-1)  # Gumbel-max = softmax sampling
+            if temperature == 0:
+                sampled = logp.argmax(dim=-1)
+            else:  # Gumbel-max = sampling from softmax(logits / temperature)
+                sampled = (logp / temperature + _gumbel(u_code)).argmax(dim=-1)
             score = logp.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
             if confidence == "prob":
                 score = score.exp()

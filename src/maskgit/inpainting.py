@@ -37,6 +37,7 @@ class DecodeSettings:
     sweet_spot: int = -1
     choice_temperature: float = 4.5
     confidence: str = "prob"
+    temperature: float = 1.0
     seed: int = 0
 
     def memo_key(self, scope: str) -> tuple:
@@ -112,7 +113,8 @@ class InpaintingEvaluator(L.LightningModule):
         result = decode(self.model.transformer, batch["tokens"], batch["masked"],
                         num_codes=self.model.num_codes, total_iter=s.total_iter,
                         mask_func=s.mask_func, choice_temperature=s.choice_temperature,
-                        confidence=s.confidence, seeds=batch["index"] + s.seed * 1_000_003,
+                        confidence=s.confidence, temperature=s.temperature,
+                        seeds=batch["index"] + s.seed * 1_000_003,
                         return_steps=True)
         self.decoded_now += len(index)
         # Kept compact (a 3 x 28 grid holds ~400 steps of 747 x 256 tokens): int16 fits any codebook

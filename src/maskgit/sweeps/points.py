@@ -39,13 +39,16 @@ def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
     A sweet spot at or past the last step (sweet_spot >= total_iter - 1) is the full decoding (-1).
     A result taken after step 0 (total_iter=1, or sweet_spot=0) is the first step's samples for
     every masked token: the schedule, the number of steps, the temperature of the choice and the
-    confidence only decide which tokens stay masked, so they do not matter there.
+    confidence only decide which tokens stay masked, so they do not matter there (the sampling
+    temperature does).
     """
     if s.last_step == 0:
-        return {"steps": "one step: every masked token takes step 0's sample"}
+        return {"steps": "one step: every masked token takes step 0's sample",
+                "temperature": s.temperature}
     return {"mask_func": s.mask_func, "total_iter": s.total_iter,
             "sweet_spot": -1 if s.last_step == s.total_iter - 1 else s.last_step,
-            "choice_temperature": s.choice_temperature, "confidence": s.confidence}
+            "choice_temperature": s.choice_temperature, "confidence": s.confidence,
+            "temperature": s.temperature}
 
 
 @cache

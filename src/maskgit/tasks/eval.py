@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import math
 import shutil
 import time
 import warnings
@@ -60,9 +61,12 @@ def decode_settings(cfg: DictConfig) -> DecodeSettings:
         raise ConfigError(f"sweet_spot must be -1 (never stop early) or a step >= 0, got {cfg.sweet_spot}")
     if cfg.confidence not in CONFIDENCES:
         raise ConfigError(f"unknown confidence '{cfg.confidence}'; valid: {', '.join(CONFIDENCES)}")
+    if not 0 <= float(cfg.temperature) < math.inf:
+        raise ConfigError(f"temperature must be >= 0 (0: the most likely code), got {cfg.temperature}")
     return DecodeSettings(mask_func=cfg.mask_func, total_iter=int(cfg.total_iter),
                           sweet_spot=int(cfg.sweet_spot), choice_temperature=float(cfg.choice_temperature),
-                          confidence=cfg.confidence, seed=int(cfg.seed))
+                          confidence=cfg.confidence, temperature=float(cfg.temperature),
+                          seed=int(cfg.seed))
 
 
 @cache
