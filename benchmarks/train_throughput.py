@@ -6,11 +6,13 @@ images, with the same masks and dropout; only where the tokens come from differs
 
   cache   tokens encoded once by `TokenCache` (timed separately: a one-off cost per data set)
   encode  every step first runs the frozen VQGAN's encoder on the image batch under no_grad
+  fused   (--fused) cache, with the fused attention kernel (scaled_dot_product_attention)
 
 The VQGAN has random weights (the lab's checkpoint is not needed to time it). Warm-up steps are
 excluded from the figures.
 
     python benchmarks/train_throughput.py --data-root /path/to/cat_face --batch-size 32 --steps 10
+    OMP_NUM_THREADS=1 python benchmarks/train_throughput.py --vqgan quickstart --fused --dropout 0
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per mode")
     p.add_argument("--vqgan", default="lab", help="conf/vqgan/<name>.yaml (random weights)")
     p.add_argument("--transformer", default="small", help="conf/model/<name>.yaml")
+    p.add_argument("--fused", action="store_true",
+                   help="also time token-cache steps with the fused attention kernel")
+    p.add_argument("--dropout", type=float, default=None, help="transformer dropout (default: the config's)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
@@ -121,6 +126,9 @@ def main(argv: list[str] | None = None) -> dict:
         raise ConfigError(f"{layout.root}/train holds {len(files)} images; "
                           f"{n_batches} batches of {args.batch_size} need {n_images}")
     vqgan_cfg, model_cfg = configs(args.vqgan, args.transformer)
+    model_cfg["transformer"]["fused_attention"] = False  # the hand-written attention is the baseline
+    if args.dropout is not None:
+        model_cfg["transformer"]["dropout"] = args.dropout
     images = load_images(files, LAB_TRAIN).to(device)
     batches = list(images.split(args.batch_size))
 
@@ -158,21 +166,31 @@ def main(argv: list[str] | None = None) -> dict:
                                   args.seed, device),
         }
         mismatched = sum(int((e != t).sum()) for e, t in zip(encoded, token_batches, strict=True))
+        if args.fused:
+            model.transformer.set_fused_attention(True)
+            results["fused"] = train_steps(model, initial, model_cfg, token_batches, lambda t: t,
+                                           args.warmup, args.seed, device)
 
     ratio = results["cache"]["images_per_s"] / results["encode"]["images_per_s"]
     n_params = sum(p.numel() for p in model.transformer.parameters())
     print(f"device {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; VQGAN {args.vqgan} (random weights), transformer "
-          f"{args.transformer} ({n_params / 1e6:.2f} M params); batch {args.batch_size}, "
+          f"{args.transformer} ({n_params / 1e6:.2f} M params, dropout "
+          f"{model_cfg['transformer']['dropout']}); batch {args.batch_size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up")
     print(f"one-off token cache: {n_images} images in {one_off:.2f} s "
           f"({n_images / one_off:.1f} images/s, read + hash + encode + save)")
     print(f"{'mode':<20}{'images/s':>10}{'ms/step':>10}{'of which tokens':>17}")
-    for name, label in (("cache", "token cache"), ("encode", "encode every step")):
-        r = results[name]
-        print(f"{label:<20}{r['images_per_s']:>10.1f}{r['ms_per_step']:>10.1f}"
+    labels = {"cache": "token cache", "encode": "encode every step", "fused": "cache + fused attn"}
+    for name, r in results.items():
+        print(f"{labels[name]:<20}{r['images_per_s']:>10.1f}{r['ms_per_step']:>10.1f}"
               f"{r['ms_tokens_per_step']:>14.1f} ms")
     print(f"{'cache / encode':<20}{ratio:>9.1f}x")
+    if args.fused:
+        fused_ratio = results["fused"]["images_per_s"] / results["cache"]["images_per_s"]
+        gap = max(abs(a - b) for a, b in zip(results["fused"]["losses"], results["cache"]["losses"],
+                                             strict=True))
+        print(f"{'fused / cache':<20}{fused_ratio:>9.2f}x   (largest loss difference {gap:.2e})")
     same = results["cache"]["losses"] == results["encode"]["losses"]
     per_image = results["encode"]["ms_tokens_per_step"] / args.batch_size
     print(f"per image: {1e3 * one_off / n_images:.0f} ms once for the cache vs {per_image:.0f} ms of "
@@ -185,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
               "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
               "one_off_cache_s": one_off, "one_off_images": n_images, "cache": results["cache"],
               "encode": results["encode"], "cache_over_encode": ratio,
-              "tokens_mismatched": mismatched, "identical_losses": same}
+              "tokens_mismatched": mismatched, "identical_losses": same, "fused": results.get("fused")}
     if args.json:
         save_json(report, args.json)
     return report
