@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from conftest import compose_config, run_cli
 
+from maskgit.errors import ConfigError
 from maskgit.models.checkpoint import build_vqgan
-from maskgit.tasks.quickstart import fid_available
+from maskgit.tasks.quickstart import compose_stage, fid_available, stage_overrides
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_path, cache_dir, data_root,
@@ -50,3 +55,29 @@ def test_fid_auto_skips_fid_when_the_weights_cannot_be_had(tmp_path, cache_dir):
     cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"metrics.fid.weights_path={tmp_path / 'no.pth'}"],
                          tmp_path, cache_dir)
     assert fid_available(cfg) is False
+
+
+@pytest.mark.parametrize("processes", [1, 2, 4])
+def test_processes_split_the_same_images_per_step(tmp_path, cache_dir, processes):
+    """python quickstart.py processes=N: N DDP processes (1: one plain process), same batch per step."""
+    cfg = compose_config("quickstart", [f"processes={processes}"], tmp_path, cache_dir)
+    for stage, per_step in (("vqgan", 16), ("transformer", 64)):
+        stage_cfg = compose_stage(CONF_DIR, "train", stage_overrides(cfg, stage), cfg, stage)
+        assert stage_cfg.data.batch_size * processes == per_step
+        assert stage_cfg.trainer.devices == processes and stage_cfg.trainer.accelerator == "cpu"
+        assert stage_cfg.trainer.get("strategy", "auto") == ("ddp" if processes > 1 else "auto")
+    eval_cfg = compose_stage(CONF_DIR, "eval", ["ckpt_path=x.ckpt", *stage_overrides(cfg, "eval")], cfg,
+                             "eval")
+    assert eval_cfg.trainer.devices == processes and eval_cfg.temperature == 0.5
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["processes=0"], "processes must be a positive integer"),
+    (["processes=3"], "batch_size.vqgan=16 does not split evenly over processes=3"),
+    (["batch_size.transformer=1"], "batch_size.transformer=1 does not split evenly over processes=2"),
+])
+def test_bad_process_settings_are_one_line(tmp_path, cache_dir, overrides, words):
+    cfg = compose_config("quickstart", overrides, tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        for stage in ("vqgan", "transformer"):
+            stage_overrides(cfg, stage)

@@ -42,8 +42,19 @@ def compose_stage(conf_dir: Path, name: str, overrides: list[str], cfg: DictConf
 
 
 def stage_overrides(cfg: DictConfig, stage: str) -> list[str]:
+    """How the stage runs (`processes`, the batch split over them), then `common`, the stage's own
+    overrides and, with `reduced`, its smoke-run overrides (later ones win)."""
+    n = cfg.processes
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"processes must be a positive integer, got {n!r}")
+    launch = ["trainer=cpu"] if n == 1 else ["trainer=ddp", "trainer.accelerator=cpu", f"trainer.devices={n}"]
+    batch = cfg.batch_size.get(stage)
+    if batch is not None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < n or batch % n:
+            raise ConfigError(f"batch_size.{stage}={batch!r} does not split evenly over processes={n}")
+        launch.append(f"data.batch_size={batch // n}")
     reduced = list(cfg.reduced_overrides[stage]) if cfg.reduced else []
-    return [*cfg.trainer, *cfg.common, *cfg.stages[stage], *reduced]
+    return [*launch, *cfg.common, *cfg.stages[stage], *reduced]
 
 
 def fid_available(eval_cfg: DictConfig) -> bool:
