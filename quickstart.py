@@ -1,4 +1,4 @@
-"""The whole pipeline on a CPU in about 25 minutes: python quickstart.py
+"""The whole pipeline on a CPU in about 24 minutes: python quickstart.py
 
 Trains a small VQGAN on the cat faces, a small transformer on its tokens, inpaints the real test set
 and prints where the metrics and pictures are. `reduced=true`: a few steps per stage (a smoke test).
