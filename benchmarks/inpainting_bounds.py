@@ -29,6 +29,7 @@ from maskgit.data.images import LAB_TEST
 from maskgit.decoding import decode
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.maskgit import MaskGIT
+from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.utils.atomic import save_json
 
 SEED_STRIDE = 1_000_003  # as eval.py: image i of seed s decodes with seed i + s * SEED_STRIDE
@@ -49,14 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=None, help="token cache (default: a temporary folder)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     return p.parse_args(argv)
-
-
-def psnr(images: Tensor, truth: Tensor, region: Tensor) -> float:
-    """Mean over images of the PSNR inside `region` (B, H, W), uint8 images, as eval.py's hole_psnr."""
-    err = images.float() / 255 - truth.float() / 255
-    area = region[:, None].expand_as(err).float()
-    mse = (err.pow(2) * area).sum((1, 2, 3)) / area.sum((1, 2, 3)).clamp(min=1)
-    return float((10 * torch.log10(1 / mse.clamp(min=1e-10))).mean())
 
 
 def mean_colour_fill(masked_images: Tensor, known: Tensor) -> Tensor:
@@ -96,7 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
         masked, acc = test.token_masks, None
         if tokens is not None:
             acc = float(((tokens == test.gt_tokens) & masked).sum() / masked.sum())
-        rows[name] = {"hole_psnr": psnr(images, gt, holes), "known_psnr": psnr(images, gt, known),
+        rows[name] = {"hole_psnr": float(region_l1_psnr(images, gt, holes)[1].mean()),
+                      "known_psnr": float(region_l1_psnr(images, gt, known)[1].mean()),
                       "masked_token_accuracy": acc}
 
     add("vqgan ceiling", images_of(test.gt_tokens), test.gt_tokens)

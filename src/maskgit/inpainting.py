@@ -24,6 +24,7 @@ from maskgit.data.images import LAB_TEST, read_image, write_png
 from maskgit.decoding import decode
 from maskgit.maskgit import MaskGIT
 from maskgit.metrics.fid import load_or_compute_reference
+from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.pictures import progression_picture
 
 # Per-step tokens of finished decodings, keyed by everything but the sweet spot (see `DecodeSettings`).
@@ -159,12 +160,9 @@ class InpaintingEvaluator(L.LightningModule):
         has_masked = masked.any(1)
         self.token_accuracy.update(correct.sum(1)[has_masked] / masked.sum(1)[has_masked],
                                    masked.sum(1)[has_masked])
-        err = images.float() / 255 - batch["gt_image"].float() / 255
-        hole = (~known).float()
-        holes = hole.sum((1, 2, 3)).clamp(min=1)
-        self.hole_l1.update((err.abs() * hole).sum((1, 2, 3)) / holes)
-        mse = (err.pow(2) * hole).sum((1, 2, 3)) / holes
-        self.hole_psnr.update(10 * torch.log10(1.0 / mse.clamp(min=1e-10)))
+        l1, psnr = region_l1_psnr(images, batch["gt_image"], ~known)
+        self.hole_l1.update(l1)
+        self.hole_psnr.update(psnr)
         self.images_done.update(torch.tensor(float(len(tokens)), device=self.device))
 
     def _pictures(self, batch: dict[str, Tensor], step_tokens: Tensor, step_masks: Tensor) -> None:
