@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from maskgit.data.mask_sources import mask_settings
 from maskgit.inpainting import DecodeSettings
 from maskgit.utils.atomic import save_json
+from maskgit.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,7 @@ def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
 @cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     del size, mtime_ns  # part of the cache key: a rewritten file is hashed again
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def file_identity(path: str | None) -> str | None:
