@@ -13,6 +13,7 @@ from PIL import Image
 from maskgit.data.images import read_image, read_mask
 from maskgit.errors import MaskGITError
 from maskgit.tasks.eval import evaluate
+from maskgit.utils.digest import file_sha256
 
 N_TEST = 24
 
@@ -27,7 +28,7 @@ def evaluated(tmp_path_factory, cache_dir, data_root, trained_ckpt, inception_we
     return out, report
 
 
-def test_writes_lab_named_results_pictures_and_metrics(evaluated, data_root):
+def test_writes_lab_named_results_pictures_and_metrics(evaluated, data_root, inception_weights):
     out, report = evaluated
     results = sorted(p.name for p in (out / "test_results").iterdir())
     assert results == [f"image_{i:03d}.png" for i in range(N_TEST)]
@@ -43,10 +44,14 @@ def test_writes_lab_named_results_pictures_and_metrics(evaluated, data_root):
     assert saved["metrics"] == pytest.approx(report["metrics"])
     m = saved["metrics"]
     assert m["fid"] > 0 and m["fid_unseen"] > 0 and m["fid_unseen"] != m["fid"]
+    for name in ("fid", "fid_unseen"):
+        assert m[f"{name}_ci95_low"] < m[name] < m[f"{name}_ci95_high"]
+    assert m["kid_std"] > 0 and m["kid_unseen_std"] > 0 and m["kid_mean"] != m["kid_unseen_mean"]
     assert 0 <= m["masked_token_accuracy"] <= 1 and 0 < m["hole_l1"] < 1 and 0 < m["hole_psnr"] < 60
     assert saved["num_images"] == N_TEST and saved["composite"] is False
     assert {"decode", "vqgan_decode", "features", "reference_stats", "total"} <= set(saved["timings_s"])
-    assert "no antialias" in saved["fid"]["resize"] and saved["fid"]["features"] == 64
+    assert saved["fid"]["resize"] == "torch-fidelity" and saved["fid"]["features"] == 64
+    assert saved["fid"]["weights_sha256"] == file_sha256(inception_weights)
     assert saved["config"]["total_iter"] == 4 and saved["versions"]["torch"]
 
 

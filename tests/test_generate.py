@@ -51,11 +51,13 @@ def test_writes_samples_grid_and_metrics_with_fid(generated):
 
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metrics"] == pytest.approx(report["metrics"])
-    assert set(saved["metrics"]) == {"fid"} and math.isfinite(saved["metrics"]["fid"])
+    assert set(saved["metrics"]) == {"fid", "fid_ci95_low", "fid_ci95_high", "kid_mean", "kid_std"}
+    assert math.isfinite(saved["metrics"]["fid"])
+    assert saved["metrics"]["fid_ci95_low"] < saved["metrics"]["fid"] < saved["metrics"]["fid_ci95_high"]
     assert saved["metrics"]["fid"] > 0
     assert saved["task"] == "generate" and saved["num_samples"] == N and saved["decoded_now"] == N
     assert saved["fid"]["reference"] == "val" and saved["fid"]["reference_images"] == 16
-    assert saved["fid"]["features"] == 64 and "no antialias" in saved["fid"]["resize"]
+    assert saved["fid"]["features"] == 64 and saved["fid"]["resize"] == "torch-fidelity"
     assert {"decode", "vqgan_decode", "features", "reference_stats", "total"} <= set(saved["timings_s"])
     assert saved["config"]["generate"]["num_samples"] == N and saved["versions"]["torch"]
 

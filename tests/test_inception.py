@@ -18,7 +18,6 @@ from torchmetrics.image.mifid import MemorizationInformedFrechetInceptionDistanc
 from maskgit.metrics.inception import CONVERTED_NAME, default_weights
 
 
-
 def network(layer: str, weights: Path) -> NoTrainInceptionV3:
     return NoTrainInceptionV3(name="inception-v3-compat", features_list=[layer],
                               feature_extractor_weights_path=str(weights))

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from maskgit.data.images import LAB_TRAIN, write_png
 from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
 from maskgit.maskgit import MaskGIT
+from maskgit.metrics.fid import FIDSettings, score
 
 
 class CanvasSet(Dataset):
@@ -43,13 +43,11 @@ class UnconditionalGenerator(InpaintingEvaluator):
     """Writes `sample_NNNN.png` into `samples_dir`; FID against `reference` (files, their digest)."""
 
     def __init__(self, model: MaskGIT, settings: DecodeSettings, samples_dir: Path, num_samples: int,
-                 batch_size: int, fid: FrechetInceptionDistance | None = None,
-                 reference: tuple[list[Path], str] | None = None, fid_weights_path: str | None = None,
+                 batch_size: int, fid: FIDSettings | None = None,
+                 reference: tuple[list[Path], str] | None = None,
                  cache_dir: Path | None = None, num_pictures: int = 0, pictures_dir: Path | None = None,
                  memo_scope: str = ""):
-        references = [(fid, *reference)] if fid is not None and reference is not None else []
-        super().__init__(model, settings, samples_dir, fid=fid, references=references,
-                         fid_weights_path=fid_weights_path, cache_dir=cache_dir,
+        super().__init__(model, settings, samples_dir, fid=fid, reference=reference, cache_dir=cache_dir,
                          num_pictures=num_pictures, pictures_dir=pictures_dir,
                          memo_scope=f"generate|{memo_scope}")
         size = model.vqgan.config["img_resolution"]
@@ -75,11 +73,12 @@ class UnconditionalGenerator(InpaintingEvaluator):
             write_png(image, self.results_dir / f"sample_{i:04d}.png")
         start = self._timed("write", start)
 
-        if self.fid is not None:
-            self.fid.update(images, real=False)
+        if self.features is not None:
+            self.features.update(images, batch["index"])
         start = self._timed("features", start)
         self._pictures(batch, step_tokens, step_masks)
         self._timed("pictures", start)
 
-    def results(self) -> dict[str, float]:
-        return {"fid": float(self.fid.compute())} if self.fid is not None else {}
+    def fid_scores(self, index: Tensor, generated: Tensor) -> dict:
+        """FID (interval: samples and reference resampled independently) and KID against the val images."""
+        return score(generated, self.reference_features(), self.fid, paired=False)

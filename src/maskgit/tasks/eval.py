@@ -28,7 +28,6 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from maskgit.data.datamodule import CatFaceDataModule, InpaintingSet
 from maskgit.data.images import read_image
@@ -38,7 +37,7 @@ from maskgit.decoding import CONFIDENCES, get_schedule
 from maskgit.errors import ConfigError
 from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
 from maskgit.maskgit import MaskGIT
-from maskgit.metrics.fid import RESIZE_NOTE, build_fid
+from maskgit.metrics.fid import FIDSettings, extractor, settings_record
 from maskgit.pictures import comparison_grid, save_picture
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
@@ -94,11 +93,19 @@ def load_test_set(key: str, datamodule: CatFaceDataModule, masks: dict[str, Any]
     return _TEST_SETS[key]
 
 
-@cache
-def fid_metric(weights_path: str | None, features: int, role: str) -> FrechetInceptionDistance:
-    """One FID network per role ('all', 'unseen'), reused by every sweep point in this process."""
-    del role
-    return build_fid(weights_path, features)
+def fid_settings(cfg: DictConfig) -> FIDSettings | None:
+    """`metrics.fid` as settings (None when disabled), its network loaded now so that a bad weights
+    file stops the run before any work; the network is loaded once per process."""
+    fid = cfg.metrics.fid
+    if not fid.enabled:
+        return None
+    settings = FIDSettings(weights_path=fid.weights_path, features=int(fid.features),
+                           resize=str(fid.get("resize", "torch-fidelity")),
+                           bootstrap=int(fid.get("bootstrap", 100)),
+                           kid_subsets=int(fid.get("kid_subsets", 100)),
+                           seed=int(cfg.seed))
+    extractor(settings)
+    return settings
 
 
 def model_for(cfg: DictConfig) -> tuple[MaskGIT, tuple[str, float]]:
@@ -175,22 +182,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     out = Path(cfg.paths.output_dir)
     results_dir, partial = out / "test_results", out / "test_results.partial"
-    fid = fid_unseen = unseen = None
-    references: list[tuple[Any, list[Path]]] = []
-    fid_cfg = cfg.metrics.fid
-    if fid_cfg.enabled and layout.gt_files is not None:
-        fid = fid_metric(fid_cfg.weights_path, fid_cfg.features, "all")
-        references.append((fid, layout.gt_files))
-        if layout.in_trainval is not None and fid_cfg.unseen_subset:
-            unseen = ~torch.tensor(layout.in_trainval, dtype=torch.bool)
-            if int(unseen.sum()) >= 2:
-                fid_unseen = fid_metric(fid_cfg.weights_path, fid_cfg.features, "unseen")
-                unseen_files = [f for f, u in zip(layout.gt_files, unseen, strict=True) if u]
-                references.append((fid_unseen, unseen_files))
+    fid = fid_settings(cfg) if layout.gt_files is not None else None
+    unseen = None
+    if fid is not None and layout.in_trainval is not None and cfg.metrics.fid.unseen_subset:
+        unseen = ~torch.tensor(layout.in_trainval, dtype=torch.bool)
     evaluator = InpaintingEvaluator(
-        model, settings, partial, fid=fid, fid_unseen=fid_unseen, unseen=unseen,
-        references=[(m, files, files_digest(files)) for m, files in references],
-        fid_weights_path=fid_cfg.weights_path, cache_dir=Path(cfg.paths.cache_dir) / "fid",
+        model, settings, partial, fid=fid,
+        reference=(layout.gt_files, files_digest(layout.gt_files)) if fid is not None else None,
+        unseen=unseen, cache_dir=Path(cfg.paths.cache_dir) / "fid",
         composite=cfg.composite, num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures",
         memo_scope=f"{ckpt_identity}|{key}|fused={cfg.fused_attention}")
 
@@ -228,8 +227,7 @@ def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, test_set: I
         "composite": bool(cfg.composite),
         "masks": {**masks, "hole_pixels_mean": round(float((~test_set.masks).sum((1, 2)).float().mean()), 3),
                   "masked_tokens_mean": round(float(test_set.token_masks.sum(1).float().mean()), 3)},
-        "fid": {"resize": RESIZE_NOTE, "weights_path": cfg.metrics.fid.weights_path,
-                "features": int(cfg.metrics.fid.features),
+        "fid": {**(settings_record(evaluator.fid) if evaluator.fid else {}),
                 "unseen_images": layout.in_trainval.count(False) if layout.in_trainval else None},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

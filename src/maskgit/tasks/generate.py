@@ -28,11 +28,11 @@ from maskgit.data.images import read_image
 from maskgit.data.token_cache import files_digest
 from maskgit.errors import ConfigError
 from maskgit.generation import UnconditionalGenerator
-from maskgit.metrics.fid import RESIZE_NOTE
+from maskgit.metrics.fid import settings_record
 from maskgit.pictures import save_picture
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
-from maskgit.tasks.eval import common_report, decode_settings, fid_metric, model_for, test_trainer
+from maskgit.tasks.eval import common_report, decode_settings, fid_settings, model_for, test_trainer
 from maskgit.utils.atomic import save_json
 from maskgit.utils.config import print_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
@@ -71,18 +71,17 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
 
     out = Path(cfg.paths.output_dir)
     samples_dir, partial = out / "generated", out / "generated.partial"
-    fid = reference = None
-    if fid_cfg.enabled:
+    fid, reference = fid_settings(cfg), None
+    if fid is not None:
         files = layout.val_files[:reference_limit]
         if len(files) < 2:
             raise ConfigError(f"FID needs at least 2 val images as its reference, got {len(files)}")
-        fid = fid_metric(fid_cfg.weights_path, fid_cfg.features, "generate")
         reference = (files, files_digest(files))
     generator = UnconditionalGenerator(
         model, settings, partial, num_samples, batch_size=int(cfg.data.batch_size), fid=fid,
-        reference=reference, fid_weights_path=fid_cfg.weights_path,
-        cache_dir=Path(cfg.paths.cache_dir) / "fid", num_pictures=cfg.pictures.num_images,
-        pictures_dir=out / "pictures", memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}")
+        reference=reference, cache_dir=Path(cfg.paths.cache_dir) / "fid",
+        num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures",
+        memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}")
 
     loggers = build_loggers(cfg.get("logger"))
     try:
@@ -110,13 +109,11 @@ def _finish(cfg: DictConfig, generator: UnconditionalGenerator, reference, sampl
         shown = torch.stack([read_image(f) for f in files[:n]])
         save_picture(make_grid(shown, nrow=min(8, len(shown)), padding=2, pad_value=255),
                      Path(cfg.paths.output_dir) / "pictures" / "samples.png")
-    fid_cfg = cfg.metrics.fid
     report = {
         "task": "generate",
         **common_report(cfg, generator, seconds, point),
         "num_samples": len(files),
-        "fid": {"resize": RESIZE_NOTE, "weights_path": fid_cfg.weights_path,
-                "features": int(fid_cfg.features), "reference": "val",
+        "fid": {**(settings_record(generator.fid) if generator.fid else {}), "reference": "val",
                 "reference_images": len(reference[0]) if reference else None},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

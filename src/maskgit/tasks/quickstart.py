@@ -58,12 +58,11 @@ def stage_overrides(cfg: DictConfig, stage: str) -> list[str]:
 
 
 def fid_available(eval_cfg: DictConfig) -> bool:
-    """`fid=auto`: FID when the Inception weights can be had (a weights file, the hub copy, a download)."""
-    from maskgit.tasks.eval import fid_metric
+    """`fid=auto`: FID when the Inception weights can be had (a weights file, or the packaged ones)."""
+    from maskgit.tasks.eval import fid_settings
 
-    fid = eval_cfg.metrics.fid
     try:
-        fid_metric(fid.weights_path, int(fid.features), "all")
+        fid_settings(eval_cfg)
     except ConfigError as err:
         log.warning("quickstart: FID skipped (%s)", err)
         return False
