@@ -129,7 +129,7 @@ def test_fid_grid_table_and_rerun(setup, tmp_path):
     # the test set is encoded and the ground-truth statistics computed once for the whole sweep
     logs = "".join((sweep / str(i) / "eval.log").read_text() for i in range(9))
     assert logs.count("encoding 8 test images") == 1
-    assert len(list((tmp_path / "cache" / "fid").glob("fid_reference_*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "fid").glob("inception_features_*.pt"))) == 1
 
     assert fid_table([str(sweep), "--wandb", "off"]) == 0
     table = (sweep / "fid_table.md").read_text()
@@ -138,7 +138,8 @@ def test_fid_grid_table_and_rerun(setup, tmp_path):
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| linear", "| cosine", "| square"]
     best = min(p["metrics"]["fid"] for p in points)
     bold = [c for r in rows[1:] for c in r.split(" | ") if c.startswith("**")]
-    assert bold and all(float(c.strip("*| ")) == pytest.approx(best, abs=1e-3) for c in bold)
+    assert bold and all(float(c.strip("*| ").split()[0]) == pytest.approx(best, abs=0.01) for c in bold)
+    assert all(" [" in c for r in rows[1:] for c in r.split(" | ")[1:])  # every cell has its interval
     with open(sweep / "fid_table.csv") as fh:
         records = list(csv.DictReader(fh))
     assert [r["status"] for r in records] == ["done"] * 3 + ["reused", "done", "done"] * 2

@@ -31,7 +31,7 @@ from maskgit.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 1  # bump when a code change makes stored results stale
+STORE_VERSION = 2  # bump when a code change makes stored results stale
 
 
 def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
@@ -85,7 +85,8 @@ def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "composite": bool(cfg.composite),
         "fid": {"enabled": bool(fid.enabled), "unseen_subset": bool(fid.get("unseen_subset", False)),
-                "features": int(fid.get("features", 2048)),
+                "features": int(fid.get("features", 2048)), "resize": fid.get("resize", "torch-fidelity"),
+                "bootstrap": int(fid.get("bootstrap", 100)), "kid_subsets": int(fid.get("kid_subsets", 100)),
                 "weights": _inception_identity(fid.weights_path) if fid.enabled else None},
         "precision": str(cfg.trainer.get("precision")),
         "fused_attention": bool(cfg.get("fused_attention", False)),
@@ -117,9 +118,9 @@ def _lab_file_parts(cfg: DictConfig) -> dict[str, Any] | None:
 
 def _inception_identity(weights_path: str | None) -> str:
     if weights_path is None:
-        from maskgit.metrics.fid import extractor_digest  # the downloaded default weights
+        from maskgit.metrics.inception import default_weights  # the packaged genuine weights
 
-        return extractor_digest(None)
+        weights_path = default_weights()
     return file_identity(str(weights_path))
 
 

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 ROW = "mask_func"
 AXES = ("mask_func", "total_iter", "sweet_spot")
-METRICS = ("fid", "fid_unseen", "hole_l1", "hole_psnr", "masked_token_accuracy")
+METRICS = ("fid", "fid_ci95_low", "fid_ci95_high", "fid_unseen", "fid_unseen_ci95_low",
+           "fid_unseen_ci95_high", "kid_mean", "kid_std", "kid_unseen_mean", "kid_unseen_std", "hole_l1",
+           "hole_psnr", "masked_token_accuracy")
 TIMINGS = ("decode", "vqgan_decode", "features", "reference_stats", "total")
 
 
@@ -52,6 +54,10 @@ class Point:
 
     def metric(self, name: str) -> float | None:
         return (self.report or {}).get("metrics", {}).get(name)
+
+    def interval(self, name: str = "fid") -> tuple[float, float] | None:
+        low, high = self.metric(f"{name}_ci95_low"), self.metric(f"{name}_ci95_high")
+        return None if low is None or high is None else (low, high)
 
     def seconds(self, phase: str) -> float | None:
         return (self.report or {}).get("timings_s", {}).get(phase)
@@ -198,14 +204,17 @@ def markdown(sweep: Sweep, col: str, digits: int | None = None) -> str:
     lines = [f"# FID sweep {sweep.dir.name}", "",
              f"{done}/{len(sweep.points)} points done"
              + (f"; checkpoint `{ckpts.pop()}`" if len(ckpts) == 1 else "") + ".",
-             "Cell: FID (leak-free FID: test images whose ground truth is in neither train nor val); "
-             "**bold**: the lowest FID of the table; blank: not run (yet).", ""]
+             "Cell: FID [its bootstrap 95% interval] (leak-free FID: test images whose ground truth is "
+             "in neither train nor val); **bold**: the lowest FID of the table; ~: its interval overlaps "
+             "the lowest one's, so the data cannot tell the two apart; blank: not run (yet).", ""]
     if done and not any(p.metric("fid") is not None for p in sweep.points):
         lines += ["No FID in this sweep (metrics.fid.enabled=false): fid_table.csv has the rest.", ""]
     for group in table_groups(sweep, col):
         pts = [p for p in sweep.points if _in(p, group)]
-        fids = [p.metric("fid") for p in pts if p.metric("fid") is not None]
-        best = min(fids) if fids else None
+        scored = [p for p in pts if p.metric("fid") is not None]
+        best_point = min(scored, key=lambda p: p.metric("fid")) if scored else None
+        best = best_point.metric("fid") if best_point else None
+        best_ci = best_point.interval() if best_point else None
         if group:
             lines += [f"## {', '.join(f'{k}={v}' for k, v in group.items())}", ""]
         columns = [c for c in sweep.values(col) if any(p.coords.get(col) == c for p in pts)]
@@ -217,9 +226,16 @@ def markdown(sweep: Sweep, col: str, digits: int | None = None) -> str:
                 p = next((p for p in pts if p.coords.get(ROW) == row and p.coords.get(col) == c), None)
                 fid = p.metric("fid") if p else None
                 text = _fmt(fid, digits)
+                ci = p.interval() if p else None
+                if fid is not None and ci is not None:
+                    text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
                 if fid is not None and p.metric("fid_unseen") is not None:
                     text += f" ({_fmt(p.metric('fid_unseen'), digits)})"
-                cells.append(f"**{text}**" if fid is not None and fid == best else text)
+                if fid is not None and fid == best:
+                    text = f"**{text}**"
+                elif ci is not None and best_ci is not None and ci[0] <= best_ci[1] and best_ci[0] <= ci[1]:
+                    text = f"~{text}"
+                cells.append(text)
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -237,7 +253,8 @@ def csv_rows(sweep: Sweep) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def plot(sweep: Sweep, col: str, value, ylabel: str, path: Path) -> Path:
+def plot(sweep: Sweep, col: str, value, ylabel: str, path: Path, band=None) -> Path:
+    """`value(point)` per mask function against `col`; `band(point)` -> (low, high) shades an interval."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,8 +268,12 @@ def plot(sweep: Sweep, col: str, value, ylabel: str, path: Path) -> Path:
                    and value(p) is not None]
             if pts:
                 pts.sort(key=lambda p: _order(p.coords.get(col)))
-                ax.plot([p.coords.get(col) for p in pts], [value(p) for p in pts], marker="o",
-                        label=f"{row}{suffix}")
+                xs = [p.coords.get(col) for p in pts]
+                (line,) = ax.plot(xs, [value(p) for p in pts], marker="o", label=f"{row}{suffix}")
+                bands = [band(p) for p in pts] if band else []
+                if bands and all(b is not None for b in bands):
+                    ax.fill_between(xs, [b[0] for b in bands], [b[1] for b in bands], alpha=0.15,
+                                    color=line.get_color(), linewidth=0)
     if all(isinstance(v, int) for v in sweep.values(col)):
         from matplotlib.ticker import MaxNLocator
 
@@ -283,7 +304,8 @@ def build(sweep_dir: str | os.PathLike, cols: str = "auto", digits: int | None =
         writer.writerows([["" if v is None else v for v in r] for r in rows])
     with atomic_path(out["markdown"]) as tmp:
         tmp.write_text(markdown(sweep, col, digits))
-    out["fid_plot"] = plot(sweep, col, lambda p: p.metric("fid"), "FID", sweep.dir / f"fid_vs_{col}.png")
+    out["fid_plot"] = plot(sweep, col, lambda p: p.metric("fid"), "FID (95% interval shaded)",
+                           sweep.dir / f"fid_vs_{col}.png", band=lambda p: p.interval())
     out["decode_plot"] = plot(sweep, col, lambda p: p.seconds("decode"), "decode time (s)",
                               sweep.dir / f"decode_time_vs_{col}.png")
     return out
