@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from maskgit.data.datamodule import CatFaceDataModule, InpaintingSet
-from maskgit.data.images import IMAGE_SIZE, LAB_TEST, read_image
+from maskgit.data.images import IMAGE_SIZE, LAB_TEST, read_image, read_mask
+from maskgit.data.layout import CatFaceLayout
 from maskgit.data.masks import MASK_GENERATORS, check_mask_params, generate_masks
 from maskgit.data.token_cache import CACHE_VERSION, module_digest
 from maskgit.errors import ConfigError, DataError
@@ -52,16 +53,27 @@ def build_test_set(datamodule: CatFaceDataModule, masks: dict[str, Any]) -> Inpa
     return generated_mask_set(datamodule, masks)
 
 
-def generated_mask_set(datamodule: CatFaceDataModule, masks: dict[str, Any]) -> InpaintingSet:
-    """gt/ images with generated masks: mask i from (masks.seed, i), holes set to the lab's gray."""
-    layout = datamodule.layout
+def test_pixels(layout: CatFaceLayout, masks: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+    """(masked images, known-pixel masks, ground truth) of the test split, pixels only (no VQGAN):
+    the data set's own files, or gt/ with generated masks (mask i from (masks.seed, i), holes set to
+    the lab's gray)."""
     if layout.gt_files is None:
-        raise DataError(f"masks.source={masks['source']} masks the test ground truth, but "
-                        f"{layout.root / 'gt'} is missing")
+        raise DataError(f"the test ground truth {layout.root / 'gt'} is missing: it is what the "
+                        f"results are measured against (and what masks.source={masks['source']} masks)")
     gt_images = torch.stack([read_image(f) for f in layout.gt_files])
+    if masks["source"] == "dataset":
+        known = torch.stack([read_mask(f) for f in layout.mask_files])
+        return torch.stack([read_image(f) for f in layout.test_files]), known, gt_images
     known = generate_masks(masks["source"], len(gt_images), seed=masks["seed"], size=IMAGE_SIZE,
                            **masks["params"])
     masked_images = torch.where(known[:, None], gt_images, torch.full_like(gt_images, HOLE_VALUE))
+    return masked_images, known, gt_images
+
+
+def generated_mask_set(datamodule: CatFaceDataModule, masks: dict[str, Any]) -> InpaintingSet:
+    """gt/ images with generated masks, with their tokens (see `test_pixels`)."""
+    layout = datamodule.layout
+    masked_images, known, gt_images = test_pixels(layout, masks)
     tokens = _tokens_of(datamodule, f"masked-{masks['source']}", masked_images)
     gt_tokens = datamodule._tokens("gt", layout.gt_files, LAB_TEST)
     return InpaintingSet(tokens, known, masked_images, gt_tokens, gt_images)

@@ -151,7 +151,7 @@ def versions() -> dict[str, str]:
     return {n: importlib.metadata.version(n) for n in names}
 
 
-TASKS = ("inpaint", "generate")
+TASKS = ("inpaint", "generate", "baselines")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -164,6 +164,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         from maskgit.tasks.generate import generate
 
         return generate(cfg)
+    if task == "baselines":
+        from maskgit.tasks.baselines import run_baselines
+
+        return run_baselines(cfg)
     settings = decode_settings(cfg)
     masks = mask_settings(cfg.get("masks"))  # the data set's mask64/, or generated on gt/
     multirun = prepare_multirun_job(cfg)  # refuses DDP, names the point's wandb run in the sweep's group

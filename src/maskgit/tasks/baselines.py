@@ -1,0 +1,195 @@
+"""Baselines in eval.py's units (python eval.py task=baselines [ckpt_path=... | vqgan.ckpt_path=...]).
+
+On the same test images and masks as inpainting (any `masks.source`), each method of
+`baselines.methods` is scored like a MaskGIT result: FID and fid_unseen with their 95% intervals,
+KID, hole L1/PSNR and SSIM. The VQGAN ceiling rows need a VQGAN: the one a stage-2 `ckpt_path`
+names, or `vqgan.ckpt_path` (a VQGAN file or a stage-1 checkpoint) with its `vqgan=` architecture.
+Writes `baselines.md`, `baselines.csv`, `pictures/baselines.png` (a row per method on the same
+images), `metrics.json`; the table and picture also go to wandb.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure
+from torchvision.utils import make_grid
+
+from maskgit import baselines
+from maskgit.data.mask_sources import mask_settings, test_pixels
+from maskgit.data.token_cache import files_digest
+from maskgit.errors import ConfigError
+from maskgit.metrics.fid import FIDSettings, extractor, reference_features, score, settings_record
+from maskgit.metrics.pixels import region_l1_psnr
+from maskgit.models.checkpoint import build_vqgan
+from maskgit.models.vqgan import VQGAN
+from maskgit.pictures import save_picture
+from maskgit.utils.atomic import atomic_path, save_json
+from maskgit.utils.config import print_config_tree
+from maskgit.utils.loggers import build_loggers, finish_loggers
+
+log = logging.getLogger(__name__)
+
+CEILING = ("vqgan_ceiling", "vqgan_ceiling_composite")
+METHODS = (*baselines.CLASSICAL, *CEILING)
+COLUMNS = ("fid", "fid_ci95_low", "fid_ci95_high", "fid_unseen", "fid_unseen_ci95_low",
+           "fid_unseen_ci95_high", "kid_mean", "kid_std", "hole_psnr", "hole_l1", "ssim")
+
+
+def run_baselines(cfg: DictConfig) -> dict[str, Any]:
+    if OmegaConf.is_missing(cfg, "ckpt_path"):  # optional here: only the ceiling rows use a model
+        with open_dict(cfg):
+            cfg.ckpt_path = None
+    methods = list(cfg.baselines.methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"baselines.methods: unknown {unknown or 'empty list'}; "
+                          f"valid: {', '.join(METHODS)}")
+    masks = mask_settings(cfg.get("masks"))
+    out = Path(cfg.paths.output_dir)
+    print_config_tree(cfg, save_to=out)
+    layout = instantiate(cfg.data).check(require_test=True)
+    masked, known, truth = test_pixels(layout, masks)
+    fid = _fid_settings(cfg)
+    vqgan = _vqgan(cfg) if any(m in CEILING for m in methods) else None
+    if vqgan is None and any(m in CEILING for m in methods):
+        log.warning("baselines: no VQGAN given (ckpt_path or vqgan.ckpt_path): the VQGAN ceiling rows are "
+                    "left out")
+        methods = [m for m in methods if m not in CEILING]
+    unseen = (~torch.tensor(layout.in_trainval, dtype=torch.bool)
+              if layout.in_trainval is not None and cfg.metrics.fid.unseen_subset else None)
+    cache = Path(cfg.paths.cache_dir) / "fid"
+    reference = (reference_features(extractor(fid), lambda: truth.split(64),
+                                    data_digest=files_digest(layout.gt_files), cache_dir=cache)
+                 if fid else None)
+
+    rows: dict[str, dict[str, float]] = {}
+    pictures: dict[str, Tensor] = {}
+    seconds: dict[str, float] = {}
+    ceiling = None
+    for method in methods:
+        start = time.perf_counter()
+        if method in CEILING:
+            ceiling = baselines.vqgan_ceiling(vqgan, truth) if ceiling is None else ceiling
+            images = ceiling if method == "vqgan_ceiling" else baselines.paste_known(ceiling, masked, known)
+        else:
+            images = baselines.CLASSICAL[method](masked, known)
+        rows[method] = score_images(images, truth, known, fid=fid, reference=reference, unseen=unseen,
+                                    cache_dir=cache)
+        pictures[method] = images[: int(cfg.baselines.picture_images)]
+        seconds[method] = round(time.perf_counter() - start, 2)
+        log.info("baselines: %s %s", method, {k: round(v, 4) for k, v in rows[method].items()})
+
+    report = {"task": "baselines", "methods": list(rows), "metrics": rows, "num_images": len(truth), "masks": masks,
+              "timings_s": seconds, "vqgan": _vqgan_record(cfg, vqgan),
+              "fid": {**(settings_record(fid) if fid else {}),
+                      "unseen_images": int(unseen.sum()) if unseen is not None else None},
+              "config": OmegaConf.to_container(cfg, resolve=True)}
+    write_table(rows, out / "baselines.md", out / "baselines.csv",
+                title=f"Baselines on {len(truth)} test images, masks {masks['source']}")
+    if pictures:
+        picture = methods_picture(pictures, truth[: int(cfg.baselines.picture_images)])
+        save_picture(picture, out / "pictures" / "baselines.png")
+    save_json(report, out / "metrics.json")
+    _log(build_loggers(cfg.get("logger")), rows, out)
+    log.info("baselines: %s", out / "baselines.md")
+    return report
+
+
+def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettings | None,
+                 reference: Tensor | None, unseen: Tensor | None, cache_dir: Path) -> dict[str, float]:
+    """eval.py's metrics of finished uint8 images against the ground truth of the same test images."""
+    l1, psnr = region_l1_psnr(images, truth, ~known)
+    ssim = structural_similarity_index_measure(images.float() / 255, truth.float() / 255, data_range=1.0)
+    out = {"hole_l1": float(l1.mean()), "hole_psnr": float(psnr.mean()), "ssim": float(ssim)}
+    if fid is not None:
+        digest = "images:" + hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()
+        feats = reference_features(extractor(fid), lambda: images.split(64), data_digest=digest,
+                                   cache_dir=cache_dir)
+        out.update(score(feats, reference, fid, paired=True))
+        if unseen is not None and int(unseen.sum()) >= 2:
+            out.update(score(feats[unseen], reference[unseen], fid, paired=True, prefix="fid_unseen"))
+    return out
+
+
+def write_table(rows: dict[str, dict[str, float]], markdown: Path, csv_path: Path, title: str) -> str:
+    """The rows as a Markdown table (FID [95% interval], KID x 1e3, pixel metrics) and a CSV."""
+    lines = [f"# {title}", "",
+             "| method | FID [95% interval] | FID unseen [95% interval] | KID x 1e3 | hole PSNR (dB) | "
+             "hole L1 | SSIM |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {_fid_cell(m, 'fid')} | {_fid_cell(m, 'fid_unseen')} | "
+                     + (f"{m['kid_mean'] * 1e3:.2f} ± {m['kid_std'] * 1e3:.2f}" if "kid_mean" in m else "")
+                     + f" | {m['hole_psnr']:.2f} | {m['hole_l1']:.4f} | {m['ssim']:.4f} |")
+    text = "\n".join(lines) + "\n"
+    with atomic_path(markdown) as tmp:
+        tmp.write_text(text)
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["method", *COLUMNS])
+        writer.writerows([[name, *(m.get(c, "") for c in COLUMNS)] for name, m in rows.items()])
+    return text
+
+
+def _fid_cell(m: dict[str, float], name: str) -> str:
+    if name not in m:
+        return ""
+    if name + "_ci95_low" not in m:
+        return f"{m[name]:.2f}"
+    return f"{m[name]:.2f} [{m[name + '_ci95_low']:.2f}, {m[name + '_ci95_high']:.2f}]"
+
+
+def methods_picture(pictures: dict[str, Tensor], truth: Tensor) -> Tensor:
+    """One row per method (in order) and the ground truth last, on the same images."""
+    rows = [*pictures.values(), truth]
+    return make_grid(torch.cat(rows), nrow=len(truth), padding=2, pad_value=255)
+
+
+def _fid_settings(cfg: DictConfig) -> FIDSettings | None:
+    from maskgit.tasks.eval import fid_settings
+
+    return fid_settings(cfg)
+
+
+def _vqgan(cfg: DictConfig) -> VQGAN | None:
+    """The VQGAN of a stage-2 `ckpt_path`, else `vqgan_ckpt_path` / `vqgan.ckpt_path` with `vqgan=`."""
+    if cfg.ckpt_path:
+        from maskgit.tasks.eval import model_for
+
+        return model_for(cfg)[0].vqgan
+    path = cfg.get("vqgan_ckpt_path") or cfg.vqgan.get("ckpt_path")
+    if not path:
+        return None
+    return build_vqgan({**OmegaConf.to_container(cfg.vqgan, resolve=True), "ckpt_path": path})
+
+
+def _vqgan_record(cfg: DictConfig, vqgan: VQGAN | None) -> dict[str, Any] | None:
+    if vqgan is None:
+        return None
+    from maskgit.data.token_cache import module_digest
+
+    return {"config": dict(vqgan.config), "sha256": module_digest(vqgan)}
+
+
+def _log(loggers: list, rows: dict[str, dict[str, float]], out: Path) -> None:
+    try:
+        columns = ["method", *COLUMNS]
+        data = [[name, *(m.get(c) for c in COLUMNS)] for name, m in rows.items()]
+        for logger in loggers:
+            logger.log_metrics({f"baselines/{name}/{k}": v for name, m in rows.items() for k, v in m.items()})
+            if hasattr(logger, "log_table"):
+                logger.log_table("baselines/table", columns=columns, data=data)
+            picture = out / "pictures" / "baselines.png"
+            if hasattr(logger, "log_image") and picture.is_file():
+                logger.log_image("baselines/pictures", [str(picture)], caption=[" / ".join(rows)])
+    finally:
+        finish_loggers(loggers)
