@@ -46,7 +46,14 @@ def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_pat
     assert metrics["fid"] >= 0  # fid=auto found the weights file
     assert len(list((run / "eval" / "test_results").glob("image_*.png"))) == 16
     assert (run / "eval" / "pictures" / "grid.png").is_file()
-    assert set(summary["seconds"]) == {"vqgan", "transformer", "eval", "total"}
+    assert set(summary["seconds"]) == {"vqgan", "transformer", "eval", "baselines", "total"}
+    # the run's result beside the baselines, on the same 16 images, all with FID intervals
+    comparison = summary["comparison"]
+    methods = [m["method"] for m in comparison]
+    assert methods[0] == "maskgit (this run)" and "telea" in methods and "vqgan_ceiling" in methods
+    assert all("fid_ci95_low" in m and "ssim" in m for m in comparison)
+    assert "inpainting beside the baselines" in result.stdout
+    assert (run / "comparison.md").read_text().count("\n| ") == 1 + len(comparison)
     for stage in ("vqgan", "transformer", "eval"):
         assert len(list((run / stage / "wandb").glob("offline-run-*"))) == 1, stage
 

@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from torch import Tensor
 from torchmetrics import MeanMetric, SumMetric
+from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from maskgit.data.images import LAB_TEST, read_image, write_png
 from maskgit.decoding import decode
@@ -72,6 +73,7 @@ class InpaintingEvaluator(L.LightningModule):
         self.token_accuracy = MeanMetric()
         self.hole_l1 = MeanMetric()
         self.hole_psnr = MeanMetric()
+        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
         self.images_done = SumMetric()
         self.seconds: dict[str, float] = defaultdict(float)
         self.decoded_now = 0  # images decoded by this run (the rest came from an earlier sweep point)
@@ -142,6 +144,7 @@ class InpaintingEvaluator(L.LightningModule):
         l1, psnr = region_l1_psnr(images, batch["gt_image"], ~known)
         self.hole_l1.update(l1)
         self.hole_psnr.update(psnr)
+        self.ssim.update(images.float() / 255, batch["gt_image"].float() / 255)
         self.images_done.update(torch.tensor(float(len(tokens)), device=self.device))
 
     def _pictures(self, batch: dict[str, Tensor], step_tokens: Tensor, step_masks: Tensor) -> None:
@@ -163,6 +166,7 @@ class InpaintingEvaluator(L.LightningModule):
             out["masked_token_accuracy"] = float(self.token_accuracy.compute())
             out["hole_l1"] = float(self.hole_l1.compute())
             out["hole_psnr"] = float(self.hole_psnr.compute())
+            out["ssim"] = float(self.ssim.compute())
         if self.features is not None:
             index, generated = self.features.compute()  # a collective: every rank takes part
             if self.global_rank == 0:

@@ -89,7 +89,8 @@ def run_baselines(cfg: DictConfig) -> dict[str, Any]:
         seconds[method] = round(time.perf_counter() - start, 2)
         log.info("baselines: %s %s", method, {k: round(v, 4) for k, v in rows[method].items()})
 
-    report = {"task": "baselines", "methods": list(rows), "metrics": rows, "num_images": len(truth), "masks": masks,
+    report = {"task": "baselines", "methods": list(rows), "metrics": rows, "num_images": len(truth),
+              "masks": masks,
               "timings_s": seconds, "vqgan": _vqgan_record(cfg, vqgan),
               "fid": {**(settings_record(fid) if fid else {}),
                       "unseen_images": int(unseen.sum()) if unseen is not None else None},

@@ -21,7 +21,7 @@ from maskgit.utils.atomic import save_json
 
 log = logging.getLogger(__name__)
 
-STAGES = ("vqgan", "transformer", "eval")
+STAGES = ("vqgan", "transformer", "eval", "baselines")
 
 
 def compose_stage(conf_dir: Path, name: str, overrides: list[str], cfg: DictConfig, stage: str) -> DictConfig:
@@ -71,6 +71,7 @@ def fid_available(eval_cfg: DictConfig) -> bool:
 
 def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     """Run the three stages; returns (and writes as summary.json) times, metrics and outputs."""
+    from maskgit.tasks.baselines import run_baselines, write_table
     from maskgit.tasks.eval import evaluate
     from maskgit.tasks.train import train
 
@@ -110,6 +111,19 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
         return {}
     summary["stages"]["eval"] = {"metrics": report["metrics"], "num_images": report["num_images"],
                                  "pictures": str(Path(eval_cfg.paths.output_dir) / "pictures")}
+
+    # The same test images and masks, scored the same way, without the transformer.
+    baselines_cfg = compose_stage(conf_dir, "eval", [f"ckpt_path={ckpt}", *stage_overrides(cfg, "eval"),
+                                                     "task=baselines"], cfg, "baselines")
+    with open_dict(baselines_cfg):
+        baselines_cfg.ckpt_path = ckpt
+        baselines_cfg.metrics.fid.enabled = eval_cfg.metrics.fid.enabled
+    rows = timed("baselines", run_baselines, baselines_cfg)["metrics"]
+    comparison = {"maskgit (this run)": report["metrics"], **rows}
+    write_table(comparison, out / "comparison.md", out / "comparison.csv",
+                title=f"This run's inpainting beside the baselines, {report['num_images']} test images")
+    summary["stages"]["baselines"] = {"metrics": {}, "table": str(out / "comparison.md")}
+    summary["comparison"] = [{"method": name, **m} for name, m in comparison.items()]  # in table order
     summary["seconds"]["total"] = round(time.perf_counter() - start, 1)
     summary["config"] = OmegaConf.to_container(cfg, resolve=True)
     save_json(summary, out / "summary.json")
@@ -138,7 +152,20 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     table.add_column("metrics")
     for stage in STAGES:
         metrics = summary["stages"][stage]["metrics"]
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if v is not None)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                          if v is not None and not any(part in k for part in ("ci95", "kid", "unseen")))
+        shown = shown or ("the table below" if stage == "baselines" else "")
         table.add_row(stage, f"{summary['seconds'][stage] / 60:.1f}", shown)
     table.add_row("total", f"{summary['seconds']['total'] / 60:.1f}", "")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    comparison = Table(title="inpainting beside the baselines (FID with its bootstrap 95% interval)")
+    for name in ("method", "FID [95%]", "FID unseen", "KID x 1e3", "hole PSNR", "SSIM"):
+        comparison.add_column(name, justify="left" if name == "method" else "right")
+    for m in summary["comparison"]:
+        fid = (f"{m['fid']:.2f} [{m['fid_ci95_low']:.2f}, {m['fid_ci95_high']:.2f}]"
+               if "fid_ci95_low" in m else "")
+        kid = f"{m['kid_mean'] * 1e3:.1f} ± {m['kid_std'] * 1e3:.1f}" if "kid_mean" in m else ""
+        unseen = f"{m['fid_unseen']:.2f}" if "fid_unseen" in m else ""
+        comparison.add_row(m["method"], fid, unseen, kid, f"{m['hole_psnr']:.2f}", f"{m['ssim']:.3f}")
+    console.print(comparison)
