@@ -83,7 +83,7 @@ def test_baselines_task_writes_table_picture_and_metrics(tmp_path, cache_dir, da
     assert [r["method"] for r in records] == list(rows)
     assert float(records[2]["fid"]) == pytest.approx(rows["telea"]["fid"])
     with Image.open(tmp_path / "pictures" / "baselines.png") as img:  # 6 methods + ground truth, 4 images
-        assert img.size == (2 + 4 * 66, 2 + 7 * 66)
+        assert img.size == (150 + 2 + 4 * 66, 2 + 7 * 66)  # a 150-pixel column of row names
 
 
 def test_baselines_without_a_vqgan_leave_the_ceiling_out(tmp_path, data_root):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_config, run_cli
+from PIL import Image
 
 from maskgit.errors import ConfigError
 from maskgit.models.checkpoint import build_vqgan
@@ -46,6 +47,8 @@ def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_pat
     assert metrics["fid"] >= 0  # fid=auto found the weights file
     assert len(list((run / "eval" / "test_results").glob("image_*.png"))) == 16
     assert (run / "eval" / "pictures" / "grid.png").is_file()
+    with Image.open(run / "baselines" / "pictures" / "baselines.png") as img:  # ours, 6 baselines, truth
+        assert img.size[1] == 2 + 8 * 66
     assert set(summary["seconds"]) == {"vqgan", "transformer", "eval", "baselines", "total"}
     # the run's result beside the baselines, on the same 16 images, all with FID intervals
     comparison = summary["comparison"]

@@ -45,7 +45,9 @@ COLUMNS = ("fid", "fid_ci95_low", "fid_ci95_high", "fid_unseen", "fid_unseen_ci9
            "fid_unseen_ci95_high", "kid_mean", "kid_std", "hole_psnr", "hole_l1", "ssim")
 
 
-def run_baselines(cfg: DictConfig) -> dict[str, Any]:
+def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None) -> dict[str, Any]:
+    """`picture_rows`: results to show above the baselines in the picture (e.g. a model's inpainting
+    of the first `baselines.picture_images` test images)."""
     if OmegaConf.is_missing(cfg, "ckpt_path"):  # optional here: only the ceiling rows use a model
         with open_dict(cfg):
             cfg.ckpt_path = None
@@ -73,7 +75,7 @@ def run_baselines(cfg: DictConfig) -> dict[str, Any]:
                  if fid else None)
 
     rows: dict[str, dict[str, float]] = {}
-    pictures: dict[str, Tensor] = {}
+    pictures: dict[str, Tensor] = dict(picture_rows or {})
     seconds: dict[str, float] = {}
     ceiling = None
     for method in methods:
@@ -149,10 +151,19 @@ def _fid_cell(m: dict[str, float], name: str) -> str:
     return f"{m[name]:.2f} [{m[name + '_ci95_low']:.2f}, {m[name + '_ci95_high']:.2f}]"
 
 
-def methods_picture(pictures: dict[str, Tensor], truth: Tensor) -> Tensor:
-    """One row per method (in order) and the ground truth last, on the same images."""
-    rows = [*pictures.values(), truth]
-    return make_grid(torch.cat(rows), nrow=len(truth), padding=2, pad_value=255)
+def methods_picture(pictures: dict[str, Tensor], truth: Tensor, label_width: int = 150) -> Tensor:
+    """One row per method (in order) and the ground truth last, on the same images, each row named."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    grid = make_grid(torch.cat([*pictures.values(), truth]), nrow=len(truth), padding=2, pad_value=255)
+    canvas = Image.new("RGB", (label_width + grid.shape[2], grid.shape[1]), "white")
+    canvas.paste(Image.fromarray(grid.permute(1, 2, 0).numpy()), (label_width, 0))
+    draw = ImageDraw.Draw(canvas)
+    row = truth.shape[2] + 2
+    for i, name in enumerate([*pictures, "ground truth"]):
+        draw.text((4, 2 + i * row + row // 2 - 6), name, fill="black")
+    return torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous()
 
 
 def _fid_settings(cfg: DictConfig) -> FIDSettings | None:

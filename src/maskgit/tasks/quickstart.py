@@ -71,6 +71,9 @@ def fid_available(eval_cfg: DictConfig) -> bool:
 
 def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     """Run the three stages; returns (and writes as summary.json) times, metrics and outputs."""
+    import torch
+
+    from maskgit.data.images import read_image
     from maskgit.tasks.baselines import run_baselines, write_table
     from maskgit.tasks.eval import evaluate
     from maskgit.tasks.train import train
@@ -118,7 +121,10 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     with open_dict(baselines_cfg):
         baselines_cfg.ckpt_path = ckpt
         baselines_cfg.metrics.fid.enabled = eval_cfg.metrics.fid.enabled
-    rows = timed("baselines", run_baselines, baselines_cfg)["metrics"]
+    results = sorted((Path(eval_cfg.paths.output_dir) / "test_results").glob("image_*.png"))
+    ours = torch.stack([read_image(f) for f in results[: int(baselines_cfg.baselines.picture_images)]])
+    baselines = timed("baselines", lambda c: run_baselines(c, {"maskgit (this run)": ours}), baselines_cfg)
+    rows = baselines["metrics"]
     comparison = {"maskgit (this run)": report["metrics"], **rows}
     write_table(comparison, out / "comparison.md", out / "comparison.csv",
                 title=f"This run's inpainting beside the baselines, {report['num_images']} test images")
