@@ -8,6 +8,7 @@ its output folder inside this run's folder and the previous stage's checkpoint f
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,9 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     summary["stages"]["eval"] = {"metrics": report["metrics"], "num_images": report["num_images"],
                                  "pictures": str(Path(eval_cfg.paths.output_dir) / "pictures")}
 
-    # The same test images and masks, scored the same way, without the transformer.
+    # The same test images and masks, scored the same way, without the transformer. This runs in
+    # rank 0 alone (the other DDP processes have ended), so it takes every core again.
+    torch.set_num_threads(os.cpu_count() or 1)
     baselines_cfg = compose_stage(conf_dir, "eval", [f"ckpt_path={ckpt}", *stage_overrides(cfg, "eval"),
                                                      "task=baselines"], cfg, "baselines")
     with open_dict(baselines_cfg):
