@@ -71,7 +71,7 @@ def fid_available(eval_cfg: DictConfig) -> bool:
 
 
 def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
-    """Run the three stages; returns (and writes as summary.json) times, metrics and outputs."""
+    """Run the four stages; returns (and writes as summary.json) times, metrics and outputs."""
     import torch
 
     from maskgit.data.images import read_image
