@@ -203,6 +203,21 @@ def score(generated: Tensor, reference: Tensor, settings: FIDSettings, *, paired
     return out
 
 
+def fid_settings(cfg) -> FIDSettings | None:
+    """A run config's `metrics.fid` (and `seed`) as settings (None when disabled). The network is
+    loaded now, once per process, so that a bad weights file stops the run before any work."""
+    fid = cfg.metrics.fid
+    if not fid.enabled:
+        return None
+    settings = FIDSettings(weights_path=fid.weights_path, features=int(fid.features),
+                           resize=str(fid.get("resize", "torch-fidelity")),
+                           bootstrap=int(fid.get("bootstrap", 100)),
+                           kid_subsets=int(fid.get("kid_subsets", 100)),
+                           seed=int(cfg.seed))
+    extractor(settings)
+    return settings
+
+
 def settings_record(settings: FIDSettings) -> dict:
     """What metrics.json says about the FID: the settings and the weights' sha256."""
     net = extractor(settings)

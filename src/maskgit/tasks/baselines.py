@@ -28,7 +28,14 @@ from maskgit import baselines
 from maskgit.data.mask_sources import mask_settings, test_pixels
 from maskgit.data.token_cache import files_digest
 from maskgit.errors import ConfigError
-from maskgit.metrics.fid import FIDSettings, extractor, reference_features, score, settings_record
+from maskgit.metrics.fid import (
+    FIDSettings,
+    extractor,
+    fid_settings,
+    reference_features,
+    score,
+    settings_record,
+)
 from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.vqgan import VQGAN
@@ -61,7 +68,7 @@ def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None
     print_config_tree(cfg, save_to=out)
     layout = instantiate(cfg.data).check(require_test=True)
     masked, known, truth = test_pixels(layout, masks)
-    fid = _fid_settings(cfg)
+    fid = fid_settings(cfg)
     vqgan = _vqgan(cfg) if any(m in CEILING for m in methods) else None
     if vqgan is None and any(m in CEILING for m in methods):
         log.warning("baselines: no VQGAN given (ckpt_path or vqgan.ckpt_path): the VQGAN ceiling rows are "
@@ -164,12 +171,6 @@ def methods_picture(pictures: dict[str, Tensor], truth: Tensor, label_width: int
     for i, name in enumerate([*pictures, "ground truth"]):
         draw.text((4, 2 + i * row + row // 2 - 6), name, fill="black")
     return torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous()
-
-
-def _fid_settings(cfg: DictConfig) -> FIDSettings | None:
-    from maskgit.tasks.eval import fid_settings
-
-    return fid_settings(cfg)
 
 
 def _vqgan(cfg: DictConfig) -> VQGAN | None:

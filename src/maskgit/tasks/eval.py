@@ -37,7 +37,7 @@ from maskgit.decoding import CONFIDENCES, get_schedule
 from maskgit.errors import ConfigError
 from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
 from maskgit.maskgit import MaskGIT
-from maskgit.metrics.fid import FIDSettings, extractor, settings_record
+from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.pictures import comparison_grid, save_picture
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
@@ -91,21 +91,6 @@ def load_test_set(key: str, datamodule: CatFaceDataModule, masks: dict[str, Any]
     if key not in _TEST_SETS:
         _TEST_SETS[key] = build_test_set(datamodule, masks)
     return _TEST_SETS[key]
-
-
-def fid_settings(cfg: DictConfig) -> FIDSettings | None:
-    """`metrics.fid` as settings (None when disabled), its network loaded now so that a bad weights
-    file stops the run before any work; the network is loaded once per process."""
-    fid = cfg.metrics.fid
-    if not fid.enabled:
-        return None
-    settings = FIDSettings(weights_path=fid.weights_path, features=int(fid.features),
-                           resize=str(fid.get("resize", "torch-fidelity")),
-                           bootstrap=int(fid.get("bootstrap", 100)),
-                           kid_subsets=int(fid.get("kid_subsets", 100)),
-                           seed=int(cfg.seed))
-    extractor(settings)
-    return settings
 
 
 def model_for(cfg: DictConfig) -> tuple[MaskGIT, tuple[str, float]]:

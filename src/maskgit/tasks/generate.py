@@ -28,11 +28,11 @@ from maskgit.data.images import read_image
 from maskgit.data.token_cache import files_digest
 from maskgit.errors import ConfigError
 from maskgit.generation import UnconditionalGenerator
-from maskgit.metrics.fid import settings_record
+from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.pictures import save_picture
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
-from maskgit.tasks.eval import common_report, decode_settings, fid_settings, model_for, test_trainer
+from maskgit.tasks.eval import common_report, decode_settings, model_for, test_trainer
 from maskgit.utils.atomic import save_json
 from maskgit.utils.config import print_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers

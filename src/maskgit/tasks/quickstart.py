@@ -60,7 +60,7 @@ def stage_overrides(cfg: DictConfig, stage: str) -> list[str]:
 
 def fid_available(eval_cfg: DictConfig) -> bool:
     """`fid=auto`: FID when the Inception weights can be had (a weights file, or the packaged ones)."""
-    from maskgit.tasks.eval import fid_settings
+    from maskgit.metrics.fid import fid_settings
 
     try:
         fid_settings(eval_cfg)
