@@ -1,7 +1,7 @@
 """MaskGIT iterative parallel decoding for inpainting: mask schedules, pixel->token masks, `decode`.
 
-Pure functions of tensors, a model call and per-image seeds; no I/O. See "Masks and decoding in the
-lab" in docs/lab-architecture.md for the rules followed here.
+Pure functions of tensors, a model call and per-image seeds; no I/O. docs/decoding.md states the
+rules followed here and where the randomness comes from.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from maskgit.counter_noise import counters, stream_keys, uniform_from_keys
 from maskgit.errors import ConfigError
 
 X = TypeVar("X", float, Tensor)
@@ -74,12 +75,15 @@ class DecodeResult:
     step_masks: Tensor | None = None
 
 
-def _step_seed(seed: int, step: int) -> int:
-    """Mix (image seed, step) into one 63-bit generator seed (splitmix64 finaliser)."""
-    z = (seed * 0x9E3779B97F4A7C15 + step + 1) % 2**64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
-    return (z ^ (z >> 31)) >> 1
+NOISE_STREAM = 0  # counter-noise stream of decoding: positions [0, L) draw codes, [L, 2L) pick
+
+
+def sample_codes(probs: Tensor, u: Tensor) -> Tensor:
+    """One code per position from `probs` (B, L, K), by inverting its CDF at u (B, L) in (0, 1):
+    exact categorical sampling with one uniform per position (Gumbel-max needs one per code)."""
+    cdf = probs.cumsum(dim=-1)
+    target = (u.to(cdf.dtype) * cdf[..., -1]).unsqueeze(-1)  # x total: rounding never leaves the CDF
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_max(probs.shape[-1] - 1)
 
 
 def _gumbel(u: Tensor) -> Tensor:
@@ -104,13 +108,15 @@ def decode(
     """Fill the `masked` (B, L) positions of `tokens` (B, L) in `total_iter` steps (MaskGIT).
 
     Step t (r = (t+1)/T) samples every masked token from softmax(logits[..., :num_codes] /
-    temperature) (the lab: 1; 0 takes the most likely code), scores it by the model's probability of
+    temperature) (the lab: 1; 0 takes the most likely code; `sample_codes`), scores it by the
+    model's probability of
     that code ("prob", the lab) or its log-probability ("logprob", the paper) plus
     choice_temperature * (1 - r) * Gumbel noise, and keeps the floor(N_i * gamma(r)) lowest-scored
     masked (N_i: originally masked in image i); the others are fixed for good. `sweet_spot` = t
     stops after step t with still-masked tokens taking that step's samples (-1: never).
-    Image i's randomness at step t comes only from a generator seeded by (seeds[i], t), so results
-    do not depend on the batch.
+    Image i's randomness at step t is counter-based noise of (seeds[i], t, token) computed for the
+    whole batch in one op (`maskgit.counter_noise`), so results do not depend on the batch, its size
+    or the device, and no Python loop runs over images.
     """
     if total_iter < 1:
         raise ConfigError(f"total_iter must be >= 1, got {total_iter}")
@@ -126,7 +132,8 @@ def decode(
                          f"{tuple(tokens.shape)}, {tuple(masked.shape)}, {tuple(seeds.shape)}")
     last = total_iter - 1 if sweet_spot < 0 else min(sweet_spot, total_iter - 1)
     device, (_, length) = tokens.device, tokens.shape
-    seed_list = seeds.tolist()  # the only host sync, before the loop
+    keys = stream_keys(seeds.to(device), torch.arange(last + 1), NOISE_STREAM)  # (steps, B)
+    positions = counters(2 * length, device)
     masked = masked.to(device=device, dtype=torch.bool)
     cur = masked.clone()
     tokens = torch.where(cur, num_codes, tokens.long())
@@ -136,22 +143,20 @@ def decode(
     with torch.no_grad():
         for t in range(last + 1):
             r = (t + 1) / total_iter
+            u_code, u_pick = uniform_from_keys(keys[t], positions).split(length, dim=1)
             logits = logits_fn(tokens)[..., :num_codes]
-            logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)),
-                                     dim=-1)
-            gens = [torch.Generator(device=device).manual_seed(_step_seed(s, t))
-                    for s in seed_list]
-            u_code = torch.stack([torch.rand(length, num_codes, generator=g, device=device)
-                                  for g in gens])
-            u_pick = torch.stack([torch.rand(length, generator=g, device=device) for g in gens])
-
+            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            probs = torch.softmax(logits, dim=-1) if confidence == "prob" or temperature == 1 else None
             if temperature == 0:
-                sampled = logp.argmax(dim=-1)
-            else:  # Gumbel-max = sampling from softmax(logits / temperature)
-                sampled = (logp / temperature + _gumbel(u_code)).argmax(dim=-1)
-            score = logp.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+                sampled = logits.argmax(dim=-1)
+            else:
+                tempered = probs if temperature == 1 else torch.softmax(logits / temperature, dim=-1)
+                sampled = sample_codes(tempered, u_code)
             if confidence == "prob":
-                score = score.exp()
+                score = probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+            else:  # log-probability without underflow: logit - logsumexp
+                score = (logits.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+                         - torch.logsumexp(logits, dim=-1))
             score = score + choice_temperature * (1 - r) * _gumbel(u_pick)
             score = torch.where(cur, score, torch.inf)
 
