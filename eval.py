@@ -11,7 +11,9 @@ import hydra
 from omegaconf import DictConfig
 
 from maskgit.errors import exit_on_user_error
-from maskgit.sweeps.syntax import expand_ranges
+from maskgit.sweeps.syntax import expand_ranges, require_override
+
+CKPT_REQUIRED = "ckpt_path is required: python eval.py ckpt_path=/path/to/last.ckpt"
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -23,5 +25,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_user_error(require_override)(sys.argv, "ckpt_path", CKPT_REQUIRED, unless={"task": "baselines"})
     sys.argv = exit_on_user_error(expand_ranges)(sys.argv)  # total_iter=1..28 -> range(1,29)
     main()

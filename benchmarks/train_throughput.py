@@ -38,6 +38,7 @@ from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.maskgit import MaskGIT
 from maskgit.models.vqgan import VQGAN
 from maskgit.optim import build_adamw, warmup_cosine
+from maskgit.perf import LAB_EPOCH_IMAGES, count_flops, peak_memory, tflops
 from maskgit.utils.atomic import save_json
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -170,6 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
             model.transformer.set_fused_attention(True)
             results["fused"] = train_steps(model, initial, model_cfg, token_batches, lambda t: t,
                                            args.warmup, args.seed, device)
+        # FLOPs of one step (forward + backward; the optimiser's elementwise work is not counted)
+        flops_step = count_flops(lambda: model._mvtm_loss(token_batches[0], None)[0].backward())
+        memory = peak_memory(device)
 
     ratio = results["cache"]["images_per_s"] / results["encode"]["images_per_s"]
     n_params = sum(p.numel() for p in model.transformer.parameters())
@@ -191,6 +195,13 @@ def main(argv: list[str] | None = None) -> dict:
         gap = max(abs(a - b) for a, b in zip(results["fused"]["losses"], results["cache"]["losses"],
                                              strict=True))
         print(f"{'fused / cache':<20}{fused_ratio:>9.2f}x   (largest loss difference {gap:.2e})")
+    for r in results.values():
+        r["epoch_s"] = LAB_EPOCH_IMAGES / r["images_per_s"]
+        r["tflops"] = tflops(flops_step, r["ms_per_step"] / 1e3)
+    print(f"{flops_step / args.batch_size / 1e9:.2f} GFLOP per image per step; a 12,000-image epoch: "
+          + ", ".join(f"{labels[n]} {r['epoch_s'] / 60:.1f} min ({r['tflops']:.3f} TFLOP/s)"
+                      for n, r in results.items())
+          + f"; peak memory {memory['gib']:.2f} GiB ({memory['kind']})")
     same = results["cache"]["losses"] == results["encode"]["losses"]
     per_image = results["encode"]["ms_tokens_per_step"] / args.batch_size
     print(f"per image: {1e3 * one_off / n_images:.0f} ms once for the cache vs {per_image:.0f} ms of "
@@ -203,7 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
               "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
               "one_off_cache_s": one_off, "one_off_images": n_images, "cache": results["cache"],
               "encode": results["encode"], "cache_over_encode": ratio,
-              "tokens_mismatched": mismatched, "identical_losses": same, "fused": results.get("fused")}
+              "tokens_mismatched": mismatched, "identical_losses": same, "fused": results.get("fused"),
+              "flops_per_image_step": flops_step / args.batch_size, "peak_memory": memory}
     if args.json:
         save_json(report, args.json)
     return report

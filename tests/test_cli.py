@@ -13,6 +13,7 @@ from maskgit.errors import user_error_in
 from maskgit.tasks.train import train
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_gives_one_run(tmp_path, data_root, tiny_vqgan_path):
     args = tiny_train_overrides(data_root, tiny_vqgan_path) + [
         "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=wandb"]
@@ -71,6 +72,7 @@ def test_missing_and_mismatched_vqgan_weights(tmp_path, train_cfg, tiny_vqgan_pa
     assert "VQGAN.pt" in line and "vqgan.ckpt_path" in line
     line = _user_error(train_cfg("vqgan=lab", f"vqgan.ckpt_path={tiny_vqgan_path}"))
     assert "does not match" in line and "shape mismatches" in line
+    assert line.endswith("; the file fits vqgan=tiny")  # the config that builds its architecture
 
 
 def test_unknown_mask_function_lists_valid_ones(train_cfg):

@@ -90,6 +90,7 @@ def test_other_seed_gives_other_results(evaluated, tmp_path, cache_dir, data_roo
     assert any(differ)
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_fid_and_images(tmp_path, data_root, trained_ckpt, inception_weights,
                                                     cache_dir):
     # Same numerics on both sides: batch size 1 and one CPU thread (Lightning gives each of two DDP

@@ -58,7 +58,7 @@ def test_frechet_distance_equals_torch_fidelitys(n_a, n_b, d):
     assert frechet_distance(a, b) == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6)
 
 
-@pytest.mark.parametrize("layer", [64, 2048])
+@pytest.mark.parametrize("layer", [64, pytest.param(2048, marks=pytest.mark.slow)])
 def test_fid_of_real_cat_images_equals_torchmetrics(inception_weights, layer):
     """The same images through our features and through torchmetrics' FrechetInceptionDistance."""
     real, fake = cat_images("gt", 24), cat_images("masked_image", 24)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from maskgit.metrics.fid import FIDSettings
+from maskgit.metrics.folders import main as fid_cli
 from maskgit.metrics.folders import score_folders
 
 
@@ -76,10 +77,20 @@ def _bad(kind: str, tmp_path: Path, good: Path) -> tuple[Path, str]:
     return folder, "share one size"
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "not-an-image", "mixed-sizes"])
-def test_bad_folders_are_one_line_and_exit_2(folders, tmp_path, kind, inception_weights):
-    folder, expected = _bad(kind, tmp_path, folders[0])
+def test_a_bad_folder_on_the_command_line_is_one_line_and_exit_2(folders, tmp_path, inception_weights):
+    folder, expected = _bad("mixed-sizes", tmp_path, folders[0])
     proc = run(str(folder), str(folders[1]), "--features", "64", "--weights", str(inception_weights))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "not-an-image", "mixed-sizes"])
+def test_bad_folders_are_one_line_and_exit_2(folders, tmp_path, kind, inception_weights, capsys):
+    """The console script's own main(), in this process (the subprocess above shows the real CLI)."""
+    folder, expected = _bad(kind, tmp_path, folders[0])
+    with pytest.raises(SystemExit) as exit_info:
+        fid_cli([str(folder), str(folders[1]), "--features", "64", "--weights", str(inception_weights)])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]

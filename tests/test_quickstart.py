@@ -11,18 +11,19 @@ from PIL import Image
 
 from maskgit.errors import ConfigError
 from maskgit.models.checkpoint import build_vqgan
-from maskgit.tasks.quickstart import compose_stage, fid_available, stage_overrides
+from maskgit.tasks.quickstart import compose_stage, run_quickstart, stage_overrides
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
+@pytest.mark.slow
 def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_path, cache_dir, data_root,
                                                                         inception_weights):
     """python quickstart.py reduced=true, as a user runs it (CI's smoke run of the whole pipeline):
     every stage as two DDP processes on CPU, each stage on the previous one's checkpoint, each
     logging to its own offline wandb run (a user without wandb credentials)."""
     result = run_cli(
-        "quickstart.py", "reduced=true", "fid=auto",
+        "quickstart.py", "reduced=true", "fid=true",
         f"common=['data.root={data_root}','trainer.enable_progress_bar=false']",
         f"stages.eval=['total_iter=4','metrics.fid.weights_path={inception_weights}','metrics.fid.features=64']",
         cwd=tmp_path, env={"MASKGIT_CACHE_DIR": str(cache_dir), "WANDB_MODE": None})  # no credentials
@@ -44,7 +45,7 @@ def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_pat
     metrics = summary["stages"]["eval"]["metrics"]
     assert summary["stages"]["eval"]["num_images"] == 16
     assert 0.0 <= metrics["masked_token_accuracy"] <= 1.0 and metrics["hole_psnr"] > 0
-    assert metrics["fid"] >= 0  # fid=auto found the weights file
+    assert metrics["fid"] >= 0
     assert len(list((run / "eval" / "test_results").glob("image_*.png"))) == 16
     assert (run / "eval" / "pictures" / "grid.png").is_file()
     with Image.open(run / "baselines" / "pictures" / "baselines.png") as img:  # ours, 6 baselines, truth
@@ -61,10 +62,10 @@ def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_pat
         assert len(list((run / stage / "wandb").glob("offline-run-*"))) == 1, stage
 
 
-def test_fid_auto_skips_fid_when_the_weights_cannot_be_had(tmp_path, cache_dir):
-    cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"metrics.fid.weights_path={tmp_path / 'no.pth'}"],
-                         tmp_path, cache_dir)
-    assert fid_available(cfg) is False
+def test_fid_takes_true_or_false_as_eval_does(tmp_path, cache_dir):
+    cfg = compose_config("quickstart", ["fid=auto"], tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match="fid must be true or false"):
+        run_quickstart(cfg, CONF_DIR)
 
 
 @pytest.mark.parametrize("processes", [1, 2, 4])

@@ -16,7 +16,7 @@ from maskgit.decoding import MASK_SCHEDULES, decode
 from maskgit.errors import ConfigError
 from maskgit.inpainting import DecodeSettings
 from maskgit.sweeps.points import canonical_decoding
-from maskgit.sweeps.syntax import expand_ranges
+from maskgit.sweeps.syntax import expand_ranges, require_override
 from maskgit.sweeps.table import main as fid_table
 
 # -- the a..b syntax ---------------------------------------------------------------------------------
@@ -237,3 +237,23 @@ def test_sweep_and_launcher_configs_compose(tmp_path, cache_dir):
     fixed = [c for c in spec["command"] if "=" in c and not c.startswith("$")]
     cfg = compose_config("train", fixed + overrides, tmp_path, cache_dir)  # each key is a real config path
     assert OmegaConf.select(cfg, "model.optimizer.lr") == spec["parameters"]["model.optimizer.lr"]["min"]
+
+
+@pytest.mark.parametrize("argv, fails", [
+    (["eval.py"], True),
+    (["eval.py", "trainer=cpu", "-m", "total_iter=1..3"], True),
+    (["eval.py", "ckpt_path=a.ckpt"], False),
+    (["eval.py", "+ckpt_path=a.ckpt"], False),
+    (["eval.py", "task=baselines"], False),
+    (["eval.py", "task=generate"], True),
+    (["eval.py", "--help"], False),
+    (["eval.py", "--config-name", "other"], False),
+])
+def test_a_missing_required_override_fails_before_hydra(argv, fails):
+    check = lambda: require_override(argv, "ckpt_path", "ckpt_path is required",  # noqa: E731
+                                     unless={"task": "baselines"})
+    if fails:
+        with pytest.raises(ConfigError, match="ckpt_path is required"):
+            check()
+    else:
+        check()

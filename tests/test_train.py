@@ -97,3 +97,13 @@ def test_checkpoint_refuses_a_different_vqgan(trained, tmp_path):
                                      vqgan={**cfg.model.vqgan, "ckpt_path": str(other)})
     model = MaskGIT.load_from_checkpoint(last, map_location="cpu")
     assert model.transformer.tok_emb.weight.shape[0] == TINY_VQGAN["num_codebook_vectors"] + 1
+
+
+def test_debug_fast_reads_and_encodes_only_its_three_batches(train_cfg, tmp_path):
+    """debug=fast runs 3 batches of train and val: only 3 x batch_size images of each are checked
+    and encoded (not the whole data set), and the run ends without error."""
+    cfg = train_cfg("debug=fast", "data.batch_size=5", "data.limit.train=null", "data.limit.val=null",
+                    f"data.cache_dir={tmp_path / 'tokens'}")
+    train(cfg)
+    caches = sorted(p.name.split("-")[:2] for p in (tmp_path / "tokens").glob("*.pt"))
+    assert caches == [["train", "15"], ["val", "15"]]

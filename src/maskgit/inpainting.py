@@ -197,6 +197,6 @@ class InpaintingEvaluator(L.LightningModule):
                 yield torch.stack([read_image(f) for f in files[i:i + 64]])
 
         features = reference_features(self.features.net, batches, data_digest=digest,
-                                      cache_dir=self.cache_dir)
+                                      cache_dir=self.cache_dir, total=len(files))
         self._timed("reference_stats", start)
         return features

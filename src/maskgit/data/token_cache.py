@@ -18,6 +18,7 @@ from torch import Tensor
 from maskgit.data.images import Normalization, read_image
 from maskgit.models.vqgan import VQGAN
 from maskgit.utils.atomic import save_torch
+from maskgit.utils.progress import progress
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -57,12 +58,14 @@ def load_images(files: Sequence[Path], norm: Normalization) -> Tensor:
 
 @torch.no_grad()
 def encode_images(vqgan: VQGAN, files: Sequence[Path], norm: Normalization,
-                  batch_size: int, device: torch.device) -> Tensor:
+                  batch_size: int, device: torch.device, description: str = "encoding") -> Tensor:
     """Tokens (N, h*w) int16 of `files`, encoded in batches on `device`."""
     out = []
-    for start in range(0, len(files), batch_size):
-        images = load_images(files[start:start + batch_size], norm).to(device)
-        out.append(vqgan.tokenize(images).to("cpu", torch.int16))
+    with progress(description, len(files)) as advance:
+        for start in range(0, len(files), batch_size):
+            images = load_images(files[start:start + batch_size], norm).to(device)
+            out.append(vqgan.tokenize(images).to("cpu", torch.int16))
+            advance(len(images))
     return torch.cat(out) if out else torch.zeros(0, vqgan.latent_resolution**2, dtype=torch.int16)
 
 
@@ -86,7 +89,8 @@ class TokenCache:
         log.info("encoding %d %s images into %s", len(files), split, path)
         was_training, home = vqgan.training, next(vqgan.parameters()).device
         vqgan.eval().to(device)
-        tokens = encode_images(vqgan, files, norm, batch_size, torch.device(device))
+        tokens = encode_images(vqgan, files, norm, batch_size, torch.device(device),
+                               description=f"encoding {len(files):,} {split} images")
         vqgan.train(was_training).to(home)
         save_torch({"tokens": tokens, "files": [Path(f).name for f in files]}, path)
         return tokens.long()

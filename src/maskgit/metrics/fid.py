@@ -35,6 +35,7 @@ from maskgit.errors import ConfigError
 from maskgit.metrics.inception import default_weights
 from maskgit.utils.atomic import save_torch
 from maskgit.utils.digest import file_sha256
+from maskgit.utils.progress import progress
 
 RESIZES = {
     # uint8 images, torch-fidelity's TF1-style bilinear resize to 299 (the TF FID's; the standard)
@@ -120,11 +121,12 @@ class FeatureBank(Metric):
 
 
 def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable[Tensor]], *,
-                       data_digest: str, cache_dir: str | os.PathLike) -> Tensor:
+                       data_digest: str, cache_dir: str | os.PathLike, total: int = 0) -> Tensor:
     """The reference images' features: from the disk cache, or computed once and cached.
 
     `images_fn()` yields uint8 batches; it is called only on a cache miss. The file name hashes
     `data_digest` (the caller's digest of the files' contents) and the network's identity.
+    `total` (the number of images, when known) gives the progress bar its length.
     """
     parts = {"data": data_digest, **net.identity()}
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
@@ -132,7 +134,12 @@ def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)["features"]
     device = next(net.parameters()).device
-    features = torch.cat([net(images.to(device)).cpu() for images in images_fn()])
+    features = []
+    with progress(f"Inception features of {total:,} reference images", total) as advance:
+        for images in images_fn():
+            features.append(net(images.to(device)).cpu())
+            advance(len(images))
+    features = torch.cat(features)
     save_torch({"features": features, "key_parts": parts}, path)
     return features
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from maskgit.errors import CheckpointError
@@ -15,6 +16,7 @@ from maskgit.models.vqgan import VQGAN
 # Where a wrapping file keeps its state dict, and prefixes a wrapper may put before the keys.
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "vqgan")
 _PREFIXES = ("vqgan.", "model.", "module.", "_orig_mod.")
+VQGAN_CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "vqgan"  # a source checkout's conf/
 
 
 def read_weights_file(path: str | Path, setting: str) -> dict[str, Any]:
@@ -81,6 +83,28 @@ def build_vqgan(config: Mapping[str, Any]) -> VQGAN:
         raise CheckpointError("no VQGAN weights: set vqgan.ckpt_path=/path/to/VQGAN.pt "
                               "(or the MASKGIT_VQGAN_CKPT environment variable)")
     state = extract_state_dict(read_weights_file(path, "vqgan.ckpt_path"))
-    load_strict(vqgan, state, f"VQGAN checkpoint {path}")
+    try:
+        load_strict(vqgan, state, f"VQGAN checkpoint {path}")
+    except CheckpointError as err:
+        fits = [f"vqgan={name}" for name in matching_vqgan_configs(state)]
+        if not fits:
+            raise
+        raise CheckpointError(f"{err}; the file fits {' or '.join(fits)}") from None
     vqgan.eval().requires_grad_(False)
     return vqgan
+
+
+def matching_vqgan_configs(state: Mapping[str, Tensor], conf_dir: Path = VQGAN_CONF_DIR) -> list[str]:
+    """Names of the `vqgan=` configs whose architecture has exactly these keys and shapes (built on
+    the meta device: nothing is allocated). Empty when the configs are not beside the package."""
+    names = []
+    for path in sorted(conf_dir.glob("*.yaml")):
+        arch = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(path)).items() if k != "ckpt_path"}
+        try:
+            with torch.device("meta"):
+                expected = VQGAN(**arch).state_dict()
+        except Exception:  # noqa: BLE001 - a config that does not build is simply not a match
+            continue
+        if set(expected) == set(state) and all(expected[k].shape == state[k].shape for k in expected):
+            names.append(path.stem)
+    return names

@@ -60,3 +60,18 @@ def expand_ranges(argv: list[str]) -> list[str]:
     Raises ConfigError for a range that is not two integers or whose end is below its start.
     """
     return argv[:1] + [expand_item(a) for a in argv[1:]]
+
+
+def require_override(argv: list[str], key: str, message: str, *, unless: dict[str, str]) -> None:
+    """Fail fast, before the heavy imports, when the command line cannot name a required setting.
+
+    Only the obvious case is caught: no `key=` override, none of the `unless` values, and no flag
+    other than -m/--multirun (flags such as --help or --config-name may supply or not need it).
+    """
+    args = argv[1:]
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
+        return
+    given = {m["key"].lstrip("+~"): m["value"] for m in map(_OVERRIDE.match, args) if m}
+    if key in given or any(given.get(k) == v for k, v in unless.items()):
+        return
+    raise ConfigError(message)

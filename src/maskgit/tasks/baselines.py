@@ -41,7 +41,7 @@ from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.vqgan import VQGAN
 from maskgit.pictures import save_picture
 from maskgit.utils.atomic import atomic_path, save_json
-from maskgit.utils.config import print_config_tree
+from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None
                           f"valid: {', '.join(METHODS)}")
     masks = mask_settings(cfg.get("masks"))
     out = Path(cfg.paths.output_dir)
-    print_config_tree(cfg, save_to=out)
+    save_config_tree(cfg, out)
     layout = instantiate(cfg.data).check(require_test=True)
     masked, known, truth = test_pixels(layout, masks)
     fid = fid_settings(cfg)
@@ -78,7 +78,8 @@ def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None
               if layout.in_trainval is not None and cfg.metrics.fid.unseen_subset else None)
     cache = Path(cfg.paths.cache_dir) / "fid"
     reference = (reference_features(extractor(fid), lambda: truth.split(64),
-                                    data_digest=files_digest(layout.gt_files), cache_dir=cache)
+                                    data_digest=files_digest(layout.gt_files), cache_dir=cache,
+                                    total=len(truth))
                  if fid else None)
 
     rows: dict[str, dict[str, float]] = {}
@@ -124,7 +125,7 @@ def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettin
     if fid is not None:
         digest = "images:" + hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()
         feats = reference_features(extractor(fid), lambda: images.split(64), data_digest=digest,
-                                   cache_dir=cache_dir)
+                                   cache_dir=cache_dir, total=len(images))
         out.update(score(feats, reference, fid, paired=True))
         if unseen is not None and int(unseen.sum()) >= 2:
             out.update(score(feats[unseen], reference[unseen], fid, paired=True, prefix="fid_unseen"))

@@ -13,13 +13,11 @@ and loads nothing (`+reuse_results=false` computes it again).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import math
 import shutil
 import time
-import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,11 +40,12 @@ from maskgit.pictures import comparison_grid, save_picture
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
 from maskgit.utils.atomic import save_json
-from maskgit.utils.config import print_config_tree
+from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
+from maskgit.utils.quiet import quiet_libraries
+from maskgit.utils.versions import versions
 
 log = logging.getLogger(__name__)
-warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 def decode_settings(cfg: DictConfig) -> DecodeSettings:
@@ -131,17 +130,13 @@ def test_trainer(cfg: DictConfig, loggers: list, partial: Path, pictures: Path) 
     return trainer
 
 
-def versions() -> dict[str, str]:
-    names = ["maskgit", "torch", "lightning", "torchmetrics", "torch-fidelity", "hydra-core", "wandb"]
-    return {n: importlib.metadata.version(n) for n in names}
-
-
 TASKS = ("inpaint", "generate", "baselines")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Inpaint (or, with task=generate, sample: see tasks/generate.py), write images and pictures,
     measure; returns the metrics file's content."""
+    quiet_libraries()
     task = cfg.get("task", "inpaint")
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
@@ -156,7 +151,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     settings = decode_settings(cfg)
     masks = mask_settings(cfg.get("masks"))  # the data set's mask64/, or generated on gt/
     multirun = prepare_multirun_job(cfg)  # refuses DDP, names the point's wandb run in the sweep's group
-    print_config_tree(cfg, save_to=cfg.paths.output_dir)
+    save_config_tree(cfg, cfg.paths.output_dir)
     store = PointStore(cfg, settings)
     if multirun and cfg.get("reuse_results", True) and (done := store.reuse(cfg)) is not None:
         return done
@@ -193,6 +188,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                          time.perf_counter() - start, point={"key": store.key, "store": str(store.path)})
         store.record(report, str(out))
         _log(loggers, report, out)
+        log.info("results: %s", out)
         return report
     finally:
         finish_loggers(loggers)

@@ -34,7 +34,7 @@ from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
 from maskgit.tasks.eval import common_report, decode_settings, model_for, test_trainer
 from maskgit.utils.atomic import save_json
-from maskgit.utils.config import print_config_tree
+from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"FID needs at least 2 samples, got generate.num_samples={num_samples} "
                           "(or set metrics.fid.enabled=false)")
     multirun = prepare_multirun_job(cfg)
-    print_config_tree(cfg, save_to=cfg.paths.output_dir)
+    save_config_tree(cfg, cfg.paths.output_dir)
     store = PointStore(cfg, settings)
     if multirun and cfg.get("reuse_results", True) and (done := store.reuse(cfg)) is not None:
         return done

@@ -7,7 +7,6 @@ its output folder inside this run's folder and the previous stage's checkpoint f
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
@@ -19,8 +18,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maskgit.errors import ConfigError, MaskGITError
 from maskgit.utils.atomic import save_json
-
-log = logging.getLogger(__name__)
 
 STAGES = ("vqgan", "transformer", "eval", "baselines")
 
@@ -58,35 +55,28 @@ def stage_overrides(cfg: DictConfig, stage: str) -> list[str]:
     return [*launch, *cfg.common, *cfg.stages[stage], *reduced]
 
 
-def fid_available(eval_cfg: DictConfig) -> bool:
-    """`fid=auto`: FID when the Inception weights can be had (a weights file, or the packaged ones)."""
-    from maskgit.metrics.fid import fid_settings
-
-    try:
-        fid_settings(eval_cfg)
-    except ConfigError as err:
-        log.warning("quickstart: FID skipped (%s)", err)
-        return False
-    return True
-
-
 def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     """Run the four stages; returns (and writes as summary.json) times, metrics and outputs."""
     import torch
+    from lightning.pytorch.utilities import rank_zero_info
 
     from maskgit.data.images import read_image
     from maskgit.tasks.baselines import run_baselines, write_table
     from maskgit.tasks.eval import evaluate
     from maskgit.tasks.train import train
+    from maskgit.utils.quiet import quiet_libraries
 
-    if cfg.fid not in ("auto", True, False):
-        raise ConfigError(f"fid must be auto, true or false, got {cfg.fid!r}")
+    quiet_libraries()
+
+    if cfg.fid not in (True, False):
+        raise ConfigError(f"fid must be true or false (eval.py's metrics.fid.enabled), got {cfg.fid!r}")
     out = Path(cfg.paths.output_dir)
     summary: dict[str, Any] = {"reduced": bool(cfg.reduced), "seconds": {}, "stages": {}}
     start = time.perf_counter()
 
     def timed(stage: str, fn, stage_cfg: DictConfig) -> dict[str, Any]:
-        log.info("quickstart: stage %s -> %s", stage, stage_cfg.paths.output_dir)
+        rank_zero_info(f"quickstart: stage {STAGES.index(stage) + 1}/{len(STAGES)} ({stage}) -> "
+                       f"{stage_cfg.paths.output_dir}")
         t0 = time.perf_counter()
         result = fn(stage_cfg)
         summary["seconds"][stage] = round(time.perf_counter() - t0, 1)
@@ -109,7 +99,7 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
                              "eval")
     with open_dict(eval_cfg):
         eval_cfg.ckpt_path = ckpt  # also when the path would need quoting on a command line
-        eval_cfg.metrics.fid.enabled = bool(cfg.fid) if cfg.fid != "auto" else fid_available(eval_cfg)
+        eval_cfg.metrics.fid.enabled = bool(cfg.fid)
     report = timed("eval", evaluate, eval_cfg)
     if not report:  # a DDP process other than rank 0: that one writes the summary
         return {}

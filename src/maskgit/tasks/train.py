@@ -6,29 +6,35 @@ maskgit.vqgan_training.VQGANTraining (stage 1, `experiment=vqgan`) reads images.
 
 from __future__ import annotations
 
-import logging
-import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maskgit.data.datamodule import CatFaceDataModule
 from maskgit.errors import ConfigError
 from maskgit.maskgit import MaskGIT
+from maskgit.utils.atomic import save_json
 from maskgit.utils.checkpoint_io import AtomicCheckpointIO
-from maskgit.utils.config import print_config_tree
+from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
+from maskgit.utils.progress_bar import RunProgressBar
+from maskgit.utils.quiet import quiet_libraries
+from maskgit.utils.versions import versions
 
-log = logging.getLogger(__name__)
-# The frozen VQGAN is in eval mode on purpose.
-warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
 
-
-def instantiate_callbacks(cfg: DictConfig | None) -> list[L.Callback]:
-    return [instantiate(c) for c in (cfg or {}).values()
-            if isinstance(c, DictConfig) and "_target_" in c]
+def instantiate_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[L.Callback]:
+    """The configured callbacks; with a progress bar, ours (an ETA for the whole run) unless one is
+    configured."""
+    callbacks = [instantiate(c) for c in (cfg or {}).values()
+                 if isinstance(c, DictConfig) and "_target_" in c]
+    if progress_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(RunProgressBar())
+    return callbacks
 
 
 def check_stage(model: L.LightningModule, datamodule: CatFaceDataModule, trainer_cfg: DictConfig) -> None:
@@ -47,9 +53,27 @@ def check_stage(model: L.LightningModule, datamodule: CatFaceDataModule, trainer
                               "trainer.accumulate_grad_batches must be 1")
 
 
+def limit_to_fast_dev_run(cfg: DictConfig) -> None:
+    """`debug=fast` (trainer.fast_dev_run=n) reads n batches of train and of val per process: only
+    those images are checked and encoded, not the whole data set."""
+    n = cfg.trainer.get("fast_dev_run")
+    limit = cfg.data.get("limit")
+    if not n or limit is None:
+        return
+    devices = cfg.trainer.get("devices", 1)
+    processes = devices if isinstance(devices, int) and devices > 0 else 1
+    needed = (1 if n is True else int(n)) * int(cfg.data.batch_size) * processes
+    with open_dict(cfg):
+        for split in ("train", "val"):
+            current = limit.get(split)
+            limit[split] = needed if current is None else min(int(current), needed)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train the configured model; returns the final callback metrics and the best checkpoint path."""
-    print_config_tree(cfg, save_to=cfg.paths.output_dir)
+    quiet_libraries()
+    limit_to_fast_dev_run(cfg)
+    save_config_tree(cfg, cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
     datamodule.check()  # a broken data set fails here, before any model is built
@@ -59,15 +83,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.use_tokenizer(model.vqgan)
     loggers = build_loggers(cfg.get("logger"))
     try:
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")),
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_callbacks(
+            cfg.get("callbacks"), progress_bar=cfg.trainer.get("enable_progress_bar", True)),
                                          logger=loggers or False, plugins=[AtomicCheckpointIO()])
+        record = {**OmegaConf.to_container(cfg, resolve=True), "versions": versions()}
+        if trainer.is_global_zero:
+            save_json(record["versions"], Path(cfg.paths.output_dir) / "versions.json")
         for logger in trainer.loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_hyperparams(record)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        log.info("best checkpoint: %s", best)
+        if best:
+            rank_zero_info(f"best checkpoint: {best}")
         return {"metrics": metrics, "best_ckpt": best, "output_dir": cfg.paths.output_dir}
     finally:
         finish_loggers(loggers)
-        log.info("output dir: %s", cfg.paths.output_dir)
+        rank_zero_info(f"output dir: {cfg.paths.output_dir}")

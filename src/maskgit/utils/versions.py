@@ -1,0 +1,21 @@
+"""The software a run used, recorded with its results (reproducibility holds for the same versions)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+
+PACKAGES = ("maskgit", "torch", "torchvision", "lightning", "torchmetrics", "torch-fidelity", "hydra-core",
+            "wandb")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return {**found, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_count": str(os.cpu_count())}
