@@ -25,6 +25,10 @@ def test_ddp_on_two_cpu_processes_gives_one_run(tmp_path, data_root, tiny_vqgan_
     assert proc.returncode == 0, proc.stderr[-3000:]
     output = proc.stdout + proc.stderr
     assert output.count("wandb: no credentials found, logging offline") == 1  # one line, rank 0 only
+    # Quiet: no config dump, no library banners, each message once (not once per process or handler).
+    for noise in ("CONFIG", "GPU available", "Seed set to", "💡 Tip", "distributed_backend="):
+        assert noise not in output, noise
+    assert output.count("`Trainer.fit` stopped") <= 1 and output.count("output dir: ") == 1
 
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # one run directory
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # one wandb run

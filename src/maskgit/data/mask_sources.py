@@ -22,6 +22,7 @@ from maskgit.data.masks import MASK_GENERATORS, check_mask_params, generate_mask
 from maskgit.data.token_cache import CACHE_VERSION, module_digest
 from maskgit.errors import ConfigError, DataError
 from maskgit.utils.atomic import save_torch
+from maskgit.utils.progress import is_rank_zero, progress
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,17 @@ def _tokens_of(datamodule: CatFaceDataModule, name: str, images: Tensor) -> Tens
     path = datamodule.token_cache.cache_dir / f"{name}-{len(images)}-{key}.pt"
     if path.exists():
         return torch.load(path, weights_only=True)["tokens"].long()
-    log.info("encoding %d %s images into %s", len(images), name, path)
+    if is_rank_zero():  # other DDP processes may encode too; one line is enough
+        log.info("encoding %d %s images into %s", len(images), name, path)
     device = datamodule._device()
     was_training, home = vqgan.training, next(vqgan.parameters()).device
     vqgan.eval().to(device)
-    with torch.no_grad():
-        tokens = torch.cat([vqgan.tokenize(LAB_TEST.normalize(batch).to(device)).to("cpu", torch.int16)
-                            for batch in images.split(datamodule.encode_batch_size)])
+    tokens = []
+    with torch.no_grad(), progress(f"encoding {len(images):,} {name} images", len(images)) as advance:
+        for batch in images.split(datamodule.encode_batch_size):
+            tokens.append(vqgan.tokenize(LAB_TEST.normalize(batch).to(device)).to("cpu", torch.int16))
+            advance(len(batch))
+    tokens = torch.cat(tokens)
     vqgan.train(was_training).to(home)
     save_torch({"tokens": tokens}, path)
     return tokens.long()

@@ -18,7 +18,7 @@ from torch import Tensor
 from maskgit.data.images import Normalization, read_image
 from maskgit.models.vqgan import VQGAN
 from maskgit.utils.atomic import save_torch
-from maskgit.utils.progress import progress
+from maskgit.utils.progress import is_rank_zero, progress
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -86,7 +86,8 @@ class TokenCache:
         path = self.path_for(split, vqgan, files, norm)
         if path.exists():
             return torch.load(path, weights_only=True)["tokens"].long()
-        log.info("encoding %d %s images into %s", len(files), split, path)
+        if is_rank_zero():  # other DDP processes may encode too; one line is enough
+            log.info("encoding %d %s images into %s", len(files), split, path)
         was_training, home = vqgan.training, next(vqgan.parameters()).device
         vqgan.eval().to(device)
         tokens = encode_images(vqgan, files, norm, batch_size, torch.device(device),
