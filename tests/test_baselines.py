@@ -76,6 +76,7 @@ def test_baselines_task_writes_table_picture_and_metrics(tmp_path, cache_dir, da
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["masks"]["source"] == "box" and saved["num_images"] == N
     assert saved["fid"]["features"] == 64 and len(saved["fid"]["weights_sha256"]) == 64
+    assert saved["versions"]["torch"] == torch.__version__  # what reproducibility depends on
     table = (tmp_path / "baselines.md").read_text().splitlines()
     assert table[2].startswith("| method | FID [95% interval]") and len(table) == 4 + len(rows)
     with open(tmp_path / "baselines.csv") as fh:

@@ -18,6 +18,7 @@ from maskgit.inpainting import DecodeSettings
 from maskgit.sweeps.points import canonical_decoding
 from maskgit.sweeps.syntax import expand_ranges, require_override
 from maskgit.sweeps.table import main as fid_table
+from maskgit.sweeps.table import points_table
 
 # -- the a..b syntax ---------------------------------------------------------------------------------
 
@@ -257,3 +258,12 @@ def test_a_missing_required_override_fails_before_hydra(argv, fails):
             check()
     else:
         check()
+
+
+def test_a_partial_sweep_makes_a_wandb_table():
+    """Done points have numbers, pending ones None: the table takes both (it raised TypeError)."""
+    header = ["status", "total_iter", "fid", "dir"]
+    rows = [["pending", 2, None, None], ["done", 4, 181.9, "/x/0"], ["pending", 8, None, None],
+            ["done", 12, 180.5, "/x/2"]]
+    table = points_table(header, rows)
+    assert table.columns == header and len(table.data) == 4 and table.data[2][2] is None

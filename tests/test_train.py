@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from conftest import TINY_VQGAN, TRAINED_RUN
@@ -107,3 +109,57 @@ def test_debug_fast_reads_and_encodes_only_its_three_batches(train_cfg, tmp_path
     train(cfg)
     caches = sorted(p.name.split("-")[:2] for p in (tmp_path / "tokens").glob("*.pt"))
     assert caches == [["train", "15"], ["val", "15"]]
+
+
+def test_a_training_run_records_its_versions(trained_run):
+    _, _, out = trained_run
+    recorded = json.loads((out / "versions.json").read_text())
+    assert recorded["torch"] == torch.__version__ and recorded["lightning"] == L.__version__
+
+
+class _Hostile:
+    """A pickle that would create a file when loaded without weights_only."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "does not exist (check ckpt_path)"),
+    ("truncated", "is not a readable PyTorch weights file"),
+    ("random", "is not a readable PyTorch weights file"),
+    ("hostile", "is not a readable PyTorch weights file"),
+    ("weights only", "is not a train.py checkpoint"),
+    ("other stage", "is a checkpoint of another model, not this MaskGIT"),
+    ("other size", "does not fit the configured MaskGIT: "),
+])
+def test_a_bad_checkpoint_to_resume_is_one_line_before_anything_runs(trained, train_cfg, tmp_path,
+                                                                     tiny_vqgan_path, kind, message):
+    good = trained[3]
+    path, extra = tmp_path / f"{kind.replace(' ', '_')}.ckpt", []
+    if kind == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "random":
+        path.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    elif kind == "hostile":
+        torch.save({"state_dict": _Hostile(tmp_path / "pwned")}, path)
+    elif kind == "weights only":
+        path = tiny_vqgan_path
+    elif kind == "other stage":  # a stage-1 (VQGAN training) checkpoint's shape of state
+        vqgan = torch.load(tiny_vqgan_path, weights_only=True)
+        state = {**{f"vqgan.{k}": v for k, v in vqgan.items()},
+                 "discriminator.model.0.weight": torch.zeros(1)}
+        torch.save({"state_dict": state, "global_step": 10, "optimizer_states": []}, path)
+    elif kind == "other size":
+        path, extra = good, ["model.transformer.dim=64"]
+    out = tmp_path / "run"
+    cfg = train_cfg(f"ckpt_path={path}", f"paths.output_dir={out}", *extra)
+    with pytest.raises(CheckpointError) as raised:
+        train(cfg)
+    line = str(raised.value)
+    assert "\n" not in line and message in line and str(path) in line
+    assert not (tmp_path / "pwned").exists()  # nothing executed
+    assert not (out / "checkpoints").exists() and not (out / "config_tree.log").exists()  # nothing written

@@ -339,7 +339,7 @@ def log_to_wandb(sweep_dir: str | os.PathLike, files: dict[str, Path], project: 
         header, rows = csv_rows(sweep)
         md = files["markdown"].read_text()
         fids = [p.metric("fid") for p in sweep.points if p.metric("fid") is not None]
-        run.log({"sweep/points": wandb.Table(columns=header, data=[[_plain(v) for v in r] for r in rows]),
+        run.log({"sweep/points": points_table(header, rows),
                  "sweep/fid_table": wandb.Html(_markdown_to_html(md)),
                  f"sweep/fid_vs_{col}": wandb.Image(str(files["fid_plot"])),
                  f"sweep/decode_time_vs_{col}": wandb.Image(str(files["decode_plot"]))})
@@ -352,8 +352,16 @@ def log_to_wandb(sweep_dir: str | os.PathLike, files: dict[str, Path], project: 
         run.finish()
 
 
+def points_table(header: list[str], rows: list[list[Any]]):
+    """The points as a wandb.Table. A point not done yet has None metrics: wandb types a column
+    from its first row and accepts None in it, not "" (a partial sweep raised TypeError)."""
+    import wandb
+
+    return wandb.Table(columns=header, data=[[_plain(v) for v in r] for r in rows])
+
+
 def _plain(v: Any) -> Any:
-    return "" if v is None else v if isinstance(v, int | float | str) else str(v)
+    return v if v is None or isinstance(v, int | float | str) else str(v)
 
 
 def _markdown_to_html(md: str) -> str:

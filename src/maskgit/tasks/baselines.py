@@ -43,6 +43,7 @@ from maskgit.pictures import save_picture
 from maskgit.utils.atomic import atomic_path, save_json
 from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
+from maskgit.utils.versions import versions
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None
               "timings_s": seconds, "vqgan": _vqgan_record(cfg, vqgan),
               "fid": {**(settings_record(fid) if fid else {}),
                       "unseen_images": int(unseen.sum()) if unseen is not None else None},
-              "config": OmegaConf.to_container(cfg, resolve=True)}
+              "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions()}
     write_table(rows, out / "baselines.md", out / "baselines.csv",
                 title=f"Baselines on {len(truth)} test images, masks {masks['source']}")
     if pictures:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from maskgit.data.datamodule import CatFaceDataModule
 from maskgit.errors import ConfigError
 from maskgit.maskgit import MaskGIT
+from maskgit.resume import check_resume_checkpoint
 from maskgit.utils.atomic import save_json
 from maskgit.utils.checkpoint_io import AtomicCheckpointIO
 from maskgit.utils.config import save_config_tree
@@ -73,12 +74,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train the configured model; returns the final callback metrics and the best checkpoint path."""
     quiet_libraries()
     limit_to_fast_dev_run(cfg)
-    save_config_tree(cfg, cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
     datamodule.check()  # a broken data set fails here, before any model is built
     model: MaskGIT | L.LightningModule = instantiate(cfg.model)
     check_stage(model, datamodule, cfg.trainer)
+    if cfg.get("ckpt_path"):
+        check_resume_checkpoint(cfg.ckpt_path, model)  # before any token is encoded or step taken
+    save_config_tree(cfg, cfg.paths.output_dir)
     if datamodule.serve == "tokens":
         datamodule.use_tokenizer(model.vqgan)
     loggers = build_loggers(cfg.get("logger"))

@@ -17,5 +17,8 @@ def versions() -> dict[str, str]:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             found[name] = "not installed"
+    import torch
+
+    found["torch"] = torch.__version__  # with its build: +cu130, +cpu
     return {**found, "python": platform.python_version(), "machine": platform.machine(),
-            "cpu_count": str(os.cpu_count())}
+            "cpu_count": str(os.cpu_count()), "cuda": str(torch.version.cuda)}
