@@ -141,7 +141,14 @@ def test_bad_checkpoints(tmp_path, cache_dir, data_root, trained_ckpt, inception
     other = tmp_path / "other_vqgan.pt"
     state = torch.load(tiny_vqgan_path, weights_only=True)
     torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, other)
-    _fails(tmp_path, cache_dir, base + [f"vqgan_ckpt_path={other}"], "VQGAN mismatch")
+    _fails(tmp_path, cache_dir, base + [f"vqgan_ckpt_path={other}"], "VQGAN mismatch",
+           "vqgan_ckpt_path gives")
+    # The VQGAN the checkpoint names has moved: the hint is eval.py's setting, not train.py's.
+    moved = torch.load(trained_ckpt, map_location="cpu", weights_only=True)
+    moved["hyper_parameters"]["vqgan"]["ckpt_path"] = str(tmp_path / "moved" / "VQGAN.pt")
+    torch.save(moved, tmp_path / "moved.ckpt")
+    _fails(tmp_path, cache_dir, base + [f"ckpt_path={tmp_path / 'moved.ckpt'}"], "moved/VQGAN.pt",
+           "(check vqgan_ckpt_path)")
 
 
 def test_bad_decoding_settings(tmp_path, cache_dir, data_root, trained_ckpt, inception_weights):

@@ -136,8 +136,11 @@ class MaskGIT(L.LightningModule):
         vqgan_cfg = dict(hparams["vqgan"])
         if vqgan_ckpt_path:
             vqgan_cfg["ckpt_path"] = vqgan_ckpt_path
-        model = cls(**{**hparams, "vqgan": vqgan_cfg, "compile": False})
-        model.on_load_checkpoint(ckpt)  # checks the VQGAN digest
+        try:
+            model = cls(**{**hparams, "vqgan": vqgan_cfg, "compile": False})
+            model.on_load_checkpoint(ckpt)  # checks the VQGAN digest
+        except CheckpointError as err:  # the VQGAN a checkpoint names is replaced with vqgan_ckpt_path
+            raise CheckpointError(str(err).replace("vqgan.ckpt_path", "vqgan_ckpt_path")) from None
         state = {k[len("transformer."):]: v for k, v in ckpt["state_dict"].items()
                  if k.startswith("transformer.")}
         state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}

@@ -45,8 +45,8 @@ def _range(name: str, value: Any, kind: type, low: float, high: float) -> tuple:
 
 def box_mask(rng: np.random.Generator, size: int, area: Sequence[float] = (0.1, 0.4),
              aspect: Sequence[float] = (0.5, 2.0)) -> Tensor:
-    lo, hi = _range("box.area", area, float, 0.0, 1.0)
-    a_lo, a_hi = _range("box.aspect", aspect, float, 1e-3, 1e3)
+    lo, hi = _range("masks.box.area", area, float, 0.0, 1.0)
+    a_lo, a_hi = _range("masks.box.aspect", aspect, float, 1e-3, 1e3)
     total = size * size
     target = rng.uniform(lo, hi) * total
     ratio = math.exp(rng.uniform(math.log(a_lo), math.log(a_hi)))  # height / width
@@ -58,7 +58,8 @@ def box_mask(rng: np.random.Generator, size: int, area: Sequence[float] = (0.1, 
             w = min(max(round(target / h), w_lo), w_hi)
             break
     else:
-        raise ConfigError(f"box.area={list(area)}: no rectangle of a {size}x{size} image has such an area")
+        raise ConfigError(f"masks.box.area={list(area)}: no rectangle of a {size}x{size} image has "
+                          "such an area")
     top, left = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
     known = torch.ones(size, size, dtype=torch.bool)
     known[top:top + h, left:left + w] = False
@@ -69,9 +70,9 @@ def border_mask(rng: np.random.Generator, size: int, width: int | Sequence[int] 
                 sides: Sequence[str] = SIDES) -> Tensor:
     sides = [sides] if isinstance(sides, str) else list(sides)
     if not sides or any(s not in SIDES for s in sides):
-        raise ConfigError(f"border.sides={sides}: choose one or more of {', '.join(SIDES)}")
+        raise ConfigError(f"masks.border.sides={sides}: choose one or more of {', '.join(SIDES)}")
     per_axis = max(("top" in sides) + ("bottom" in sides), ("left" in sides) + ("right" in sides))
-    w_lo, w_hi = _range("border.width", width, int, 1, (size - 1) // per_axis)
+    w_lo, w_hi = _range("masks.border.width", width, int, 1, (size - 1) // per_axis)
     w = int(rng.integers(w_lo, w_hi + 1))
     known = torch.ones(size, size, dtype=torch.bool)
     cut = {"top": (slice(0, w), slice(None)), "bottom": (slice(size - w, size), slice(None)),
@@ -84,9 +85,9 @@ def border_mask(rng: np.random.Generator, size: int, width: int | Sequence[int] 
 def freeform_mask(rng: np.random.Generator, size: int, strokes: Sequence[int] = (1, 3),
                   vertices: Sequence[int] = (4, 11), width: Sequence[int] = (3, 10),
                   mean_angle: float = 2 * math.pi / 5, angle_range: float = 2 * math.pi / 15) -> Tensor:
-    s_lo, s_hi = _range("freeform.strokes", strokes, int, 1, 1000)
-    v_lo, v_hi = _range("freeform.vertices", vertices, int, 1, 1000)
-    b_lo, b_hi = _range("freeform.width", width, int, 1, size)
+    s_lo, s_hi = _range("masks.freeform.strokes", strokes, int, 1, 1000)
+    v_lo, v_hi = _range("masks.freeform.vertices", vertices, int, 1, 1000)
+    b_lo, b_hi = _range("masks.freeform.width", width, int, 1, size)
     radius = math.sqrt(2) * size / 8  # DeepFill v2's average segment length: diagonal / 8
     hole = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(hole)
