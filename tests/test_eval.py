@@ -34,7 +34,7 @@ def test_writes_lab_named_results_pictures_and_metrics(evaluated, data_root, inc
     assert results == [f"image_{i:03d}.png" for i in range(N_TEST)]
     with Image.open(out / "test_results" / "image_005.png") as img:
         assert img.size == (64, 64) and img.mode == "RGB"
-    assert not (out / "test_results.partial").exists()
+    assert not (out / "test_results.partial").exists() and not (out / "pictures.partial").exists()
     pictures = sorted(p.name for p in (out / "pictures").iterdir())
     assert pictures == ["grid.png", "progression_000.png", "progression_001.png"]
     with Image.open(out / "pictures" / "progression_000.png") as img:  # input + 4 steps, 2 rows
@@ -195,3 +195,21 @@ def test_other_sweet_spots_come_from_memory_and_equal_a_fresh_decode(tmp_path, c
     for i in range(8):
         assert torch.equal(read_image(tmp_path / "served" / "test_results" / f"image_{i:03d}.png"),
                            read_image(tmp_path / "fresh" / "test_results" / f"image_{i:03d}.png"))
+
+
+def test_a_run_stopped_before_its_results_are_complete_publishes_no_pictures(
+        tmp_path, cache_dir, data_root, trained_ckpt, inception_weights, monkeypatch):
+    """Progression pictures are written while decoding, into pictures.partial: a run that dies
+    before its results are complete leaves no pictures/, no test_results/ and no metrics.json."""
+    import maskgit.tasks.eval as eval_task
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_task, "publish", killed)
+    args = eval_overrides(trained_ckpt, data_root, inception_weights, 4) + ["metrics.fid.enabled=false"]
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(compose_config("eval", args, tmp_path, cache_dir))
+    assert list((tmp_path / "pictures.partial").glob("progression_*.png"))  # written while decoding
+    assert not (tmp_path / "pictures").exists() and not (tmp_path / "test_results").exists()
+    assert not (tmp_path / "metrics.json").exists()

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
-from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.image.mifid import MemorizationInformedFrechetInceptionDistance
 
 from maskgit.metrics.inception import CONVERTED_NAME, default_weights
@@ -28,7 +27,6 @@ def network(layer: str, weights: Path) -> NoTrainInceptionV3:
 DOCTESTS = {
     "fid": (lambda w: FrechetInceptionDistance(feature=64, feature_extractor_weights_path=str(w)),
             (12.6388,)),
-    "kid": (lambda w: KernelInceptionDistance(feature=network("2048", w), subset_size=50), (0.0312, 0.0025)),
     "mifid": (lambda w: MemorizationInformedFrechetInceptionDistance(feature=network("64", w)),
               (3003.3691,)),
 }
@@ -49,7 +47,9 @@ def doctest_value(build, weights: Path) -> tuple[float, ...]:
     return tuple(round(float(v), 4) for v in (value if isinstance(value, tuple) else (value,)))
 
 
-@pytest.mark.parametrize("name", ["fid", "mifid", pytest.param("kid", marks=pytest.mark.slow)])
+# KID's docstring value (0.0312 ± 0.0025) matched too until this 50 s case was dropped; FID and MIFID
+# prove the weights.
+@pytest.mark.parametrize("name", ["fid", "mifid"])
 def test_packaged_weights_reproduce_torchmetrics_published_values(weights, name):
     build, published = DOCTESTS[name]
     assert doctest_value(build, weights) == published

@@ -119,15 +119,23 @@ def common_report(cfg: DictConfig, module: InpaintingEvaluator, seconds: float,
 
 
 def test_trainer(cfg: DictConfig, loggers: list, partial: Path, pictures: Path) -> L.Trainer:
-    """The Trainer that runs an eval task, with its (emptied) partial output folder made."""
+    """The Trainer that runs an eval task, with its (emptied) partial output folders made: results
+    and pictures are published together by `publish` only once complete."""
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[],
                                      use_distributed_sampler=False, enable_checkpointing=False,
                                      enable_model_summary=False)
     if trainer.global_rank == 0:
         shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(pictures, ignore_errors=True)
     partial.mkdir(parents=True, exist_ok=True)
-    pictures.mkdir(exist_ok=True)
+    pictures.mkdir(parents=True, exist_ok=True)
     return trainer
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Replace `final` with the completed `partial` folder (a killed run leaves only the partial)."""
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
 
 
 TASKS = ("inpaint", "generate", "baselines")
@@ -174,12 +182,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         model, settings, partial, fid=fid,
         reference=(layout.gt_files, files_digest(layout.gt_files)) if fid is not None else None,
         unseen=unseen, cache_dir=Path(cfg.paths.cache_dir) / "fid",
-        composite=cfg.composite, num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures",
+        composite=cfg.composite, num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures.partial",
         memo_scope=f"{ckpt_identity}|{key}|fused={cfg.fused_attention}")
 
     loggers = build_loggers(cfg.get("logger"))
     try:
-        trainer = test_trainer(cfg, loggers, partial, out / "pictures")
+        trainer = test_trainer(cfg, loggers, partial, out / "pictures.partial")
         start = time.perf_counter()
         trainer.test(evaluator, datamodule=datamodule, verbose=False)
         if trainer.global_rank != 0:
@@ -197,8 +205,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def _finish(cfg: DictConfig, evaluator: InpaintingEvaluator, layout, test_set: InpaintingSet,
             masks: dict[str, Any], results_dir: Path, partial: Path, seconds: float,
             point: dict[str, str]) -> dict[str, Any]:
-    shutil.rmtree(results_dir, ignore_errors=True)
-    partial.rename(results_dir)
+    publish(partial, results_dir)
+    out = Path(cfg.paths.output_dir)
+    publish(out / "pictures.partial", out / "pictures")
     n = cfg.pictures.grid_images
     if n and layout.gt_files is not None:
         files = sorted(results_dir.glob("image_*.png"))[:n]

@@ -12,7 +12,6 @@ weights. In a multirun, finished points are kept in the sweep point store like i
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.pictures import save_picture
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
-from maskgit.tasks.eval import common_report, decode_settings, model_for, test_trainer
+from maskgit.tasks.eval import common_report, decode_settings, model_for, publish, test_trainer
 from maskgit.utils.atomic import save_json
 from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
@@ -80,12 +79,12 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
     generator = UnconditionalGenerator(
         model, settings, partial, num_samples, batch_size=int(cfg.data.batch_size), fid=fid,
         reference=reference, cache_dir=Path(cfg.paths.cache_dir) / "fid",
-        num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures",
+        num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures.partial",
         memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}")
 
     loggers = build_loggers(cfg.get("logger"))
     try:
-        trainer = test_trainer(cfg, loggers, partial, out / "pictures")
+        trainer = test_trainer(cfg, loggers, partial, out / "pictures.partial")
         start = time.perf_counter()
         trainer.test(generator, verbose=False)
         if trainer.global_rank != 0:
@@ -101,8 +100,9 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
 
 def _finish(cfg: DictConfig, generator: UnconditionalGenerator, reference, samples_dir: Path,
             partial: Path, seconds: float, point: dict[str, str]) -> dict[str, Any]:
-    shutil.rmtree(samples_dir, ignore_errors=True)
-    partial.rename(samples_dir)
+    publish(partial, samples_dir)
+    out = Path(cfg.paths.output_dir)
+    publish(out / "pictures.partial", out / "pictures")
     files = sorted(samples_dir.glob("sample_*.png"))
     n = int(cfg.generate.grid_images)
     if n:
