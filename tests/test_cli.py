@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import run_cli, tiny_train_overrides
+from conftest import ROOT, run_cli, tiny_train_overrides
 from omegaconf import DictConfig, OmegaConf
 
 from maskgit.errors import user_error_in
@@ -100,3 +100,24 @@ def test_every_config_group_option_composes(tmp_path, cache_dir):
                 assert resolved["task_name"] == primary, f"{primary}: {group}={option.stem}"
                 composed += 1
     assert composed >= 20
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    """The run folder is <time>_<pid>-<random>: resolved once per run (DDP children are handed the
+    parent's), different for every run, also within one second."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    dirs = []
+    for _ in range(3):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=[f"paths.log_dir={tmp_path}"], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        first = OmegaConf.select(cfg, "hydra.run.dir")
+        assert OmegaConf.select(cfg, "hydra.run.dir") == first  # stable within a run
+        dirs.append(first)
+    GlobalHydra.instance().clear()
+    assert len(set(dirs)) == 3 and all(d.startswith(f"{tmp_path}/train/runs/") for d in dirs)
