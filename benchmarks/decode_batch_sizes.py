@@ -22,18 +22,15 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from maskgit.data.images import read_mask
 from maskgit.data.layout import scan_layout
 from maskgit.decoding import decode, pixel_to_token_mask
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.models.transformer import BidirectionalTransformer
-from maskgit.perf import Grid, count_flops, peak_memory, reset_peak_memory, tflops, time_calls
+from maskgit.perf import Grid, count_flops, peak_memory, reset_peak_memory, resolve_device, tflops, time_calls
 from maskgit.utils.atomic import save_json
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from maskgit.utils.conf import model_configs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,12 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def transformer_config(model: str, vqgan: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("train", overrides=[f"vqgan={vqgan}", f"model={model}"])
-    return OmegaConf.to_container(cfg.model.transformer, resolve=True)
-
-
 def hole_masks(n: int, length: int, data_root: str | None, generator: torch.Generator) -> torch.Tensor:
     if not data_root:
         return torch.rand(n, length, generator=generator) < 0.3
@@ -75,9 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if min(args.batch_sizes + [args.batches, args.repeats, args.total_iter]) < 1:
         raise ConfigError("--batch-sizes, --batches, --repeats and --total-iter must be >= 1")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
-    cfg = transformer_config("lab" if args.model == "none" else args.model, args.vqgan)
+    device = resolve_device(args.device)
+    cfg = model_configs(args.vqgan, "lab" if args.model == "none" else args.model)[1]["transformer"]
     cfg["fused_attention"] = args.fused
     torch.manual_seed(0)
     net = BidirectionalTransformer(**cfg).to(device).eval()

@@ -34,6 +34,7 @@ from maskgit.decoding import decode, get_schedule, pixel_to_token_mask
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.models.vqgan import VQGAN
+from maskgit.perf import resolve_device, synchronize
 from maskgit.utils.atomic import save_json
 
 SEED_STRIDE = 1_000_003  # image i of run seed s decodes with seed i + s * SEED_STRIDE (as eval does)
@@ -59,11 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class Clock:
     """Accumulates the wall time of named phases, synchronising the device around each one."""
 
@@ -72,10 +68,10 @@ class Clock:
 
     def timed(self, phase: str, fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
         def call(x: Tensor) -> Tensor:
-            sync(self.device)
+            synchronize(self.device)
             start = time.perf_counter()
             y = fn(x)
-            sync(self.device)
+            synchronize(self.device)
             self.seconds[phase] += time.perf_counter() - start
             return y
         return call
@@ -123,13 +119,13 @@ def pass_ours(transformer: BidirectionalTransformer, vqgan: VQGAN, tokens: Tenso
     batch = args.batch_size or len(tokens)
     for tok, msk, sd in zip(tokens.split(batch), masked.split(batch), seeds.split(batch), strict=True):
         clock = Clock(device)
-        sync(device)
+        synchronize(device)
         start = time.perf_counter()
         result = decode(clock.timed("transformer", transformer), tok, msk,
                         num_codes=transformer.num_codebook_vectors, total_iter=args.total_iter,
                         mask_func=args.mask_func, choice_temperature=args.choice_temperature, seeds=sd)
         clock.timed("vqgan", lambda t: LAB_TEST.to_uint8(vqgan.decode_tokens(t)))(result.tokens)
-        sync(device)
+        synchronize(device)
         out.append((time.perf_counter() - start, clock.seconds, result.tokens))
     return out
 
@@ -141,13 +137,13 @@ def pass_lab(transformer: BidirectionalTransformer, vqgan: VQGAN, tokens: Tensor
     for i in range(len(tokens)):
         clock = Clock(device)
         generator = torch.Generator(device).manual_seed(int(seeds[i]))
-        sync(device)
+        synchronize(device)
         start = time.perf_counter()
         result, _ = lab_style_inpaint_one(transformer, vqgan, tokens[i:i + 1], masked[i:i + 1],
                                           total_iter=args.total_iter, mask_func=args.mask_func,
                                           choice_temperature=args.choice_temperature,
                                           generator=generator, clock=clock)
-        sync(device)
+        synchronize(device)
         out.append((time.perf_counter() - start, clock.seconds, result))
     return out
 
@@ -177,8 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     if min(args.images, args.total_iter, args.repeats, args.batch_size or 1) < 1:
         raise ConfigError("--images, --total-iter, --repeats and --batch-size must be >= 1")
     get_schedule(args.mask_func)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     load_before = os.getloadavg()
     layout = scan_layout(args.data_root, require_test=True, limit={"test": args.images})
     if len(layout.test_files) < args.images:

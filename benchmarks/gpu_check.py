@@ -24,6 +24,7 @@ the test suite runs it so that this script cannot rot.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -37,8 +38,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from maskgit.data.images import LAB_TEST, read_image
 from maskgit.data.layout import scan_layout
@@ -54,13 +53,14 @@ from maskgit.perf import (
     count_flops,
     peak_memory,
     reset_peak_memory,
+    resolve_device,
     synchronize,
     tflops,
     time_calls,
 )
 from maskgit.utils.atomic import atomic_path, save_json
+from maskgit.utils.conf import model_configs
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 EPOCH_TARGET_S, GRID_TARGET_S = 10.0, 600.0
 
 
@@ -98,13 +98,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=480.0,
                    help="sections not started within this many seconds are skipped (reported as such)")
     return p.parse_args(argv)
-
-
-def model_configs(vqgan: str, model: str) -> tuple[dict, dict]:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("train", overrides=[f"vqgan={vqgan}", f"model={model}"])
-    return (OmegaConf.to_container(cfg.vqgan, resolve=True),
-            OmegaConf.to_container(cfg.model, resolve=True))
 
 
 def build_model(sizes: Sizes, workdir: Path, device: torch.device) -> MaskGIT:
@@ -293,7 +286,7 @@ def ddp_section(sizes: Sizes, device: torch.device, tiny: bool, workdir: Path) -
     with tempfile.TemporaryDirectory() as tmp:
         mp.spawn(_ddp_worker, args=(2, backend, str(Path(tmp) / "init"), sizes, str(workdir), tmp),
                  nprocs=2, join=True)
-        return __import__("json").loads((Path(tmp) / "ddp.json").read_text())
+        return json.loads((Path(tmp) / "ddp.json").read_text())
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -344,8 +337,7 @@ def _flat(d: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     started = time.perf_counter()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" or args.tiny else args.device)
+    device = resolve_device("cpu" if args.tiny else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no GPU is visible to torch")
     sizes = TINY if args.tiny else Sizes()

@@ -27,8 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from torch import Tensor
 
 from maskgit.data.images import LAB_TRAIN
@@ -38,10 +36,9 @@ from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.maskgit import MaskGIT
 from maskgit.models.vqgan import VQGAN
 from maskgit.optim import build_adamw, warmup_cosine
-from maskgit.perf import LAB_EPOCH_IMAGES, count_flops, peak_memory, tflops
+from maskgit.perf import LAB_EPOCH_IMAGES, count_flops, peak_memory, resolve_device, synchronize, tflops
 from maskgit.utils.atomic import save_json
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from maskgit.utils.conf import model_configs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,19 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def configs(vqgan: str, transformer: str) -> tuple[dict, dict]:
-    """The composed `vqgan` and `model` groups, exactly as train.py would see them."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("train", overrides=[f"vqgan={vqgan}", f"model={transformer}"])
-    return (OmegaConf.to_container(cfg.vqgan, resolve=True),
-            OmegaConf.to_container(cfg.model, resolve=True))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train_steps(model: MaskGIT, initial: dict[str, Tensor], model_cfg: dict, batches: list[Tensor],
                 tokens_of: Callable[[Tensor], Tensor], warmup: int, seed: int,
                 device: torch.device) -> dict:
@@ -89,17 +73,17 @@ def train_steps(model: MaskGIT, initial: dict[str, Tensor], model_cfg: dict, bat
     masks = torch.Generator(device).manual_seed(seed)
     times, encode_times, losses = [], [], []
     for batch in batches:
-        sync(device)
+        synchronize(device)
         start = time.perf_counter()
         tokens = tokens_of(batch)
-        sync(device)
+        synchronize(device)
         encoded = time.perf_counter()
         loss, _, _ = model._mvtm_loss(tokens, masks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
         encode_times.append(encoded - start)
         losses.append(loss.item())
@@ -117,8 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise ConfigError("no data set: pass --data-root or set MASKGIT_DATA_ROOT")
     if args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
         raise ConfigError("--batch-size and --steps must be >= 1, --warmup >= 0")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     n_batches = args.warmup + args.steps
     n_images = n_batches * args.batch_size
     layout = scan_layout(args.data_root, require_test=False, limit={"train": n_images})
@@ -126,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     if len(files) < n_images:
         raise ConfigError(f"{layout.root}/train holds {len(files)} images; "
                           f"{n_batches} batches of {args.batch_size} need {n_images}")
-    vqgan_cfg, model_cfg = configs(args.vqgan, args.transformer)
+    vqgan_cfg, model_cfg = model_configs(args.vqgan, args.transformer)
     model_cfg["transformer"]["fused_attention"] = False  # the hand-written attention is the baseline
     if args.dropout is not None:
         model_cfg["transformer"]["dropout"] = args.dropout
@@ -144,11 +127,11 @@ def main(argv: list[str] | None = None) -> dict:
         initial = {k: v.clone() for k, v in model.transformer.state_dict().items()}
 
         # One-off: what the data module does before training (hash, read, encode, save).
-        sync(device)
+        synchronize(device)
         start = time.perf_counter()
         cached = TokenCache(Path(tmp) / "tokens").tokens("train", model.vqgan, files, LAB_TRAIN,
                                                          batch_size=args.batch_size, device=device)
-        sync(device)
+        synchronize(device)
         one_off = time.perf_counter() - start
         token_batches = list(cached.to(device).split(args.batch_size))
 

@@ -47,15 +47,19 @@ def mvtm_mask(batch: int, length: int, *, masking: str, mask_func: str, bernoull
 class MaskGIT(L.LightningModule):
     def __init__(self, vqgan: dict[str, Any], transformer: dict[str, Any],
                  mvtm: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
-                 scheduler: dict[str, Any] | None = None, compile: bool = False):
+                 scheduler: dict[str, Any] | None = None, compile: bool = False,
+                 vqgan_setting: str = "vqgan.ckpt_path"):
+        """`vqgan_setting`: the option that names the VQGAN file here, for error messages (train.py:
+        vqgan.ckpt_path; eval.py, which loads a checkpoint: vqgan_ckpt_path). Not a hyperparameter."""
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["vqgan_setting"])
+        self.vqgan_setting = vqgan_setting
         self.mvtm = {"masking": "schedule", "mask_func": "cosine", "bernoulli_p": 0.5,
                      "label_smoothing": 0.0, **(mvtm or {})}
         self.optim_cfg = {"lr": 1e-4, "weight_decay": 0.01, "betas": (0.9, 0.96), **(optimizer or {})}
         self.sched_cfg = {"warmup_steps": 1000, "min_lr_ratio": 0.0, **(scheduler or {})}
         get_schedule(self.mvtm["mask_func"])  # fail at construction on a bad name
-        self.vqgan = build_vqgan(vqgan)
+        self.vqgan = build_vqgan(vqgan, vqgan_setting)
         if transformer.get("num_codebook_vectors") != self.vqgan.num_codebook_vectors:
             raise ConfigError("model.transformer.num_codebook_vectors must equal the VQGAN's "
                               f"({self.vqgan.num_codebook_vectors})")
@@ -136,11 +140,8 @@ class MaskGIT(L.LightningModule):
         vqgan_cfg = dict(hparams["vqgan"])
         if vqgan_ckpt_path:
             vqgan_cfg["ckpt_path"] = vqgan_ckpt_path
-        try:
-            model = cls(**{**hparams, "vqgan": vqgan_cfg, "compile": False})
-            model.on_load_checkpoint(ckpt)  # checks the VQGAN digest
-        except CheckpointError as err:  # the VQGAN a checkpoint names is replaced with vqgan_ckpt_path
-            raise CheckpointError(str(err).replace("vqgan.ckpt_path", "vqgan_ckpt_path")) from None
+        model = cls(**{**hparams, "vqgan": vqgan_cfg, "compile": False, "vqgan_setting": "vqgan_ckpt_path"})
+        model.on_load_checkpoint(ckpt)  # checks the VQGAN digest
         state = {k[len("transformer."):]: v for k, v in ckpt["state_dict"].items()
                  if k.startswith("transformer.")}
         state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
@@ -182,5 +183,5 @@ class MaskGIT(L.LightningModule):
         if record["sha256"] != ours:
             raise CheckpointError(
                 f"VQGAN mismatch: the checkpoint was trained on VQGAN {record['ckpt_path']} "
-                f"(sha256 {record['sha256'][:12]}) but vqgan.ckpt_path gives sha256 {ours[:12]}")
+                f"(sha256 {record['sha256'][:12]}) but {self.vqgan_setting} gives sha256 {ours[:12]}")
         checkpoint["state_dict"].update({f"vqgan.{k}": v for k, v in self.vqgan.state_dict().items()})

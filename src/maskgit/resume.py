@@ -12,14 +12,10 @@ from collections.abc import Mapping
 import lightning as L
 
 from maskgit.errors import CheckpointError
-from maskgit.models.checkpoint import read_weights_file
+from maskgit.models.checkpoint import compare_state, names, read_weights_file, shape_problem
 
 # Parts of a model's state that its checkpoints leave out on purpose (MaskGIT: the frozen VQGAN).
-NOT_SAVED = {"MaskGIT": ("vqgan.",)}
-
-
-def _examples(keys: list[str]) -> str:
-    return ", ".join(keys[:2]) + (f", ... {len(keys) - 2} more" if len(keys) > 2 else "")
+NOT_SAVED = {"MaskGIT": "vqgan."}
 
 
 def check_resume_checkpoint(path: str, model: L.LightningModule) -> None:
@@ -30,20 +26,19 @@ def check_resume_checkpoint(path: str, model: L.LightningModule) -> None:
         raise CheckpointError(
             f"ckpt_path={path} is not a train.py checkpoint (no training state to resume: a weights "
             "file goes to vqgan.ckpt_path, or to eval.py's ckpt_path)")
-    skip = NOT_SAVED.get(type(model).__name__, ())
-    expected = {k: v for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
-    unexpected = sorted(k for k in state if k not in expected and not (skip and k.startswith(skip)))
-    missing = sorted(k for k in expected if k not in state)
     name = type(model).__name__
+    skip = NOT_SAVED.get(name)
+    if skip:
+        state = {k: v for k, v in state.items() if not k.startswith(skip)}
+    expected = {k: v for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
+    missing, unexpected, wrong = compare_state(expected, state)
     if unexpected or missing:
         raise CheckpointError(
             f"ckpt_path={path} is a checkpoint of another model, not this {name} ({len(unexpected)} "
-            f"unexpected keys: {_examples(unexpected) or '-'}; {len(missing)} missing: "
-            f"{_examples(missing) or '-'}): resume with the experiment= it was trained with")
-    wrong = [k for k in expected if tuple(state[k].shape) != tuple(expected[k].shape)]
+            f"unexpected keys: {names(unexpected, 2) or '-'}; {len(missing)} missing: "
+            f"{names(missing, 2) or '-'}): resume with the experiment= it was trained with")
     if wrong:
-        k = wrong[0]
         raise CheckpointError(
-            f"ckpt_path={path} does not fit the configured {name}: {len(wrong)} shape mismatches "
-            f"(e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}); resume "
-            "with the model= and vqgan= it was trained with")
+            f"ckpt_path={path} does not fit the configured {name}: "
+            f"{shape_problem(wrong, expected, state)}; resume with the model= and vqgan= it was "
+            "trained with")

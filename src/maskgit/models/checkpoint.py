@@ -12,11 +12,12 @@ from torch import Tensor, nn
 
 from maskgit.errors import CheckpointError
 from maskgit.models.vqgan import VQGAN
+from maskgit.utils.conf import CONF_DIR
 
 # Where a wrapping file keeps its state dict, and prefixes a wrapper may put before the keys.
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "vqgan")
 _PREFIXES = ("vqgan.", "model.", "module.", "_orig_mod.")
-VQGAN_CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "vqgan"  # a source checkout's conf/
+VQGAN_CONF_DIR = CONF_DIR / "vqgan"
 
 
 def read_weights_file(path: str | Path, setting: str) -> dict[str, Any]:
@@ -48,41 +49,54 @@ def extract_state_dict(obj: Mapping[str, Any]) -> dict[str, Tensor]:
     return state
 
 
-def _names(keys: list[str], limit: int = 4) -> str:
+def names(keys: list[str], limit: int = 4) -> str:
+    """The first `limit` keys, and how many more."""
     more = f", ... {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
+
+
+def compare_state(expected: Mapping[str, Tensor], state: Mapping[str, Tensor]
+                  ) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, wrong-shape) keys of `state` against `expected`, each sorted."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    return missing, unexpected, wrong
+
+
+def shape_problem(wrong: list[str], expected: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> str:
+    k = wrong[0]
+    return (f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs model "
+            f"{tuple(expected[k].shape)})")
 
 
 def load_strict(module: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
     """load_state_dict(strict=True) whose failure is one line naming missing/unexpected keys."""
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    missing, unexpected, wrong = compare_state(expected, state)
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing keys ({_names(missing)})")
+        problems.append(f"{len(missing)} missing keys ({names(missing)})")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_names(unexpected)})")
+        problems.append(f"{len(unexpected)} unexpected keys ({names(unexpected)})")
     if wrong:
-        k = wrong[0]
-        problems.append(f"{len(wrong)} shape mismatches (e.g. {k}: file "
-                        f"{tuple(state[k].shape)} vs model {tuple(expected[k].shape)})")
+        problems.append(shape_problem(wrong, expected, state))
     if problems:
         raise CheckpointError(f"{source} does not match the configured {type(module).__name__}: "
                               + "; ".join(problems))
     module.load_state_dict(state, strict=True)
 
 
-def build_vqgan(config: Mapping[str, Any]) -> VQGAN:
-    """A frozen VQGAN from a config holding its architecture and `ckpt_path` (required)."""
+def build_vqgan(config: Mapping[str, Any], setting: str = "vqgan.ckpt_path") -> VQGAN:
+    """A frozen VQGAN from a config holding its architecture and `ckpt_path` (required); errors name
+    `setting`, the option that sets that path where the VQGAN is built (eval.py: vqgan_ckpt_path)."""
     arch = {k: v for k, v in config.items() if k != "ckpt_path"}
     vqgan = VQGAN(**arch)
     path = config.get("ckpt_path")
     if not path:
-        raise CheckpointError("no VQGAN weights: set vqgan.ckpt_path=/path/to/VQGAN.pt "
+        raise CheckpointError(f"no VQGAN weights: set {setting}=/path/to/VQGAN.pt "
                               "(or the MASKGIT_VQGAN_CKPT environment variable)")
-    state = extract_state_dict(read_weights_file(path, "vqgan.ckpt_path"))
+    state = extract_state_dict(read_weights_file(path, setting))
     try:
         load_strict(vqgan, state, f"VQGAN checkpoint {path}")
     except CheckpointError as err:

@@ -1,0 +1,18 @@
+"""The repository's Hydra configs, for code that runs outside train.py / eval.py (benchmarks, hints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"  # a source checkout's conf/
+
+
+def model_configs(vqgan: str, model: str) -> tuple[dict, dict]:
+    """The composed `vqgan` and `model` groups, exactly as train.py would see them."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("train", overrides=[f"vqgan={vqgan}", f"model={model}"])
+    return (OmegaConf.to_container(cfg.vqgan, resolve=True),
+            OmegaConf.to_container(cfg.model, resolve=True))
