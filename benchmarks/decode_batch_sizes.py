@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def hole_masks(n: int, length: int, data_root: str | None, generator: torch.Generator) -> torch.Tensor:
     if not data_root:
         return torch.rand(n, length, generator=generator) < 0.3
-    layout = scan_layout(data_root, require_test=True, limit={"test": min(n, 747)})
+    layout = scan_layout(data_root, splits=("test",), limit={"test": min(n, 747)})
     masks = pixel_to_token_mask(torch.stack([read_mask(f) for f in layout.mask_files]))
     return masks.repeat((n + len(masks) - 1) // len(masks), 1)[:n]
 

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
     get_schedule(args.mask_func)
     device = resolve_device(args.device)
     load_before = os.getloadavg()
-    layout = scan_layout(args.data_root, require_test=True, limit={"test": args.images})
+    layout = scan_layout(args.data_root, splits=("test",), limit={"test": args.images})
     if len(layout.test_files) < args.images:
         raise ConfigError(f"{layout.root}/masked_image holds {len(layout.test_files)} images, "
                           f"--images {args.images} needs more")

@@ -127,7 +127,7 @@ def precision(device: torch.device) -> str:
 def test_images(data_root: str | None, n: int) -> tuple[torch.Tensor, str]:
     """(n, 3, 64, 64) uint8 test images: the data set's masked test images, or random ones."""
     if data_root:
-        layout = scan_layout(data_root, require_test=True, limit={"test": n})
+        layout = scan_layout(data_root, splits=("test",), limit={"test": n})
         if len(layout.test_files) >= n:
             return torch.stack([read_image(f) for f in layout.test_files[:n]]), f"{layout.root} (test)"
     return torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8), "random images"

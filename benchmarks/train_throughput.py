@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = resolve_device(args.device)
     n_batches = args.warmup + args.steps
     n_images = n_batches * args.batch_size
-    layout = scan_layout(args.data_root, require_test=False, limit={"train": n_images})
+    layout = scan_layout(args.data_root, splits=("train",), limit={"train": n_images})
     files = layout.train_files
     if len(files) < n_images:
         raise ConfigError(f"{layout.root}/train holds {len(files)} images; "

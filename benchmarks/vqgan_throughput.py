@@ -64,7 +64,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}, batch {args.batch_size}, {args.steps} timed steps")
     if args.data_root:
-        layout = scan_layout(args.data_root, require_test=False, check_images=False)
+        layout = scan_layout(args.data_root, check_images=False)
         start = time.perf_counter()
         n = len(torch.stack([read_image(f) for f in layout.train_files + layout.val_files]))
         print(f"decode {n} train+val images: {time.perf_counter() - start:.1f} s")

@@ -19,7 +19,7 @@ from maskgit.data.images import (
     read_mask,
     write_png,
 )
-from maskgit.data.layout import scan_layout
+from maskgit.data.layout import SPLITS, scan_layout
 from maskgit.data.synthetic import make_synthetic_dataset
 from maskgit.errors import ConfigError, DataError
 
@@ -52,7 +52,7 @@ def broken(small_set, tmp_path) -> Path:
 
 
 def scan(root: Path, **kwargs):
-    return scan_layout(root, require_test=kwargs.pop("require_test", True), **kwargs)
+    return scan_layout(root, splits=kwargs.pop("splits", SPLITS), **kwargs)
 
 
 # --- the real data set ------------------------------------------------------------------------
@@ -60,7 +60,7 @@ def scan(root: Path, **kwargs):
 
 @needs_real
 def test_real_layout_scans_with_lab_counts():
-    layout = scan_layout(REAL_ROOT, require_test=True)
+    layout = scan_layout(REAL_ROOT, splits=SPLITS)
     counts = [len(layout.train_files), len(layout.val_files), len(layout.test_files),
               len(layout.mask_files), len(layout.gt_files)]
     assert counts == [12000, 3000, 747, 747, 747]
@@ -81,7 +81,7 @@ def test_real_train_file_is_jpeg_named_png_and_decodes_to_64x64_rgb():
 
 @needs_real
 def test_real_masked_image_is_gt_with_gray_holes():
-    layout = scan_layout(REAL_ROOT, require_test=True, check_images=False, limit={"test": 20})
+    layout = scan_layout(REAL_ROOT, splits=SPLITS, check_images=False, limit={"test": 20})
     for masked, mask, gt in zip(layout.test_files, layout.mask_files, layout.gt_files, strict=True):
         m = read_mask(mask)
         expected = torch.where(m, read_image(gt), torch.tensor(128, dtype=torch.uint8))
@@ -132,7 +132,7 @@ def test_write_png_round_trips(tmp_path):
 
 def test_synthetic_default_set_passes_scan(tmp_path):
     root = make_synthetic_dataset(tmp_path / "syn")
-    layout = scan_layout(root, require_test=True)
+    layout = scan_layout(root, splits=SPLITS)
     assert [len(layout.train_files), len(layout.val_files), len(layout.test_files)] == [256, 64, 32]
     assert sum(layout.in_trainval) == 16
     assert layout.train_files[0].read_bytes()[:2] == b"\xff\xd8"
@@ -141,7 +141,7 @@ def test_synthetic_default_set_passes_scan(tmp_path):
 
 
 def test_synthetic_masked_is_gt_times_mask_plus_128_holes(small_set):
-    layout = scan_layout(small_set, require_test=True)
+    layout = scan_layout(small_set, splits=SPLITS)
     for masked, mask, gt in zip(layout.test_files, layout.mask_files, layout.gt_files, strict=True):
         m = np.asarray(Image.open(mask)).astype(np.int64)[..., None] // 255
         g = np.asarray(Image.open(gt)).astype(np.int64)
@@ -150,7 +150,7 @@ def test_synthetic_masked_is_gt_times_mask_plus_128_holes(small_set):
 
 
 def test_synthetic_trainval_gt_occurs_in_train(small_set):
-    layout = scan_layout(small_set, require_test=True)
+    layout = scan_layout(small_set, splits=SPLITS)
     train = {read_image(p).numpy().tobytes() for p in layout.train_files}
     for gt, seen in zip(layout.gt_files, layout.in_trainval, strict=True):
         assert (read_image(gt).numpy().tobytes() in train) == seen
@@ -194,12 +194,21 @@ def test_limit_keeps_first_files_and_checks_only_those(broken):
         scan(broken, limit={"tset": 2})
 
 
-def test_test_split_is_optional_unless_required(broken):
+def test_only_the_splits_a_run_uses_are_checked(broken):
     for name in ("masked_image", "mask64", "gt", "gt_provenance.tsv"):
         shutil.rmtree(broken / name) if (broken / name).is_dir() else (broken / name).unlink()
-    layout = scan(broken, require_test=False)
+    layout = scan(broken, splits=("train", "val"))  # training: the test split is not looked at
     assert layout.test_files == [] and layout.gt_files is None and layout.in_trainval is None
     raises_data_error(lambda: scan(broken), broken / "masked_image", "folder missing")
+
+
+def test_evaluation_does_not_check_train_or_val(small_set, tmp_path):
+    root = Path(shutil.copytree(small_set, tmp_path / "data"))
+    shutil.rmtree(root / "train")
+    (root / "val" / "image_00000.png").write_bytes(b"not an image")
+    layout = scan(root, splits=("test",))
+    assert layout.train_files == [] and layout.val_files == [] and len(layout.test_files) == 6
+    raises_data_error(lambda: scan(root, splits=("val",)), root / "val" / "image_00000.png", "cannot read")
 
 
 def test_hidden_files_are_ignored(broken):

@@ -111,7 +111,7 @@ def test_training_run_logs_losses_codebook_metrics_and_pictures(stage1_run):
     with Image.open(picture) as im:  # a row of originals above a row of reconstructions
         assert im.size == (PICTURES * 66 + 2, 2 * 66 + 2)
         top = torch.from_numpy(np.array(im))[2:66, 2:66].permute(2, 0, 1)
-    first_val = read_image(scan_layout(cfg.data.root, require_test=False, check_images=False).val_files[0])
+    first_val = read_image(scan_layout(cfg.data.root, check_images=False).val_files[0])
     assert (top.int() - first_val.int()).abs().max() <= 1  # denormalised original, first val image
 
 

@@ -9,6 +9,7 @@ and served as lab-normalised float batches, train images randomly flipped left-r
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -89,18 +90,25 @@ class CatFaceDataModule(L.LightningDataModule):
         self.synthetic = dict(synthetic) if synthetic else None
         self.vqgan: VQGAN | None = None
         self._layout: CatFaceLayout | None = None
+        self._scanned: set[str] = set()
         self.train_set = self.val_set = self.test_set = None
 
     # -- wiring ---------------------------------------------------------------------------------
     def use_tokenizer(self, vqgan: VQGAN) -> None:
         self.vqgan = vqgan
 
-    def check(self, require_test: bool = False) -> CatFaceLayout:
-        """Validate the data set on disk before any work starts (one-line DataError otherwise)."""
+    def check(self, splits: Collection[str] = ("train", "val")) -> CatFaceLayout:
+        """Validate the splits the run uses before any work starts (one-line DataError otherwise)."""
         if self.synthetic is not None:
             make_synthetic_dataset(self.root, **self.synthetic)
-        self._layout = scan_layout(self.root, require_test=require_test,
-                                   check_images=self.check_images, limit=self.limit)
+        self._layout = scan_layout(self.root, splits=splits, check_images=self.check_images, limit=self.limit)
+        self._scanned = set(splits)
+        return self._layout
+
+    def layout_with(self, *splits: str) -> CatFaceLayout:
+        """The layout with `splits` checked: the last check's, or a new one that adds them."""
+        if self._layout is None or not set(splits) <= self._scanned:
+            self.check(sorted(self._scanned | set(splits)))
         return self._layout
 
     @property
@@ -128,7 +136,7 @@ class CatFaceDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None and self.serve == "images":
-            layout = self.layout
+            layout = self.layout_with("train", "val")
             self.train_set = ImageSet(torch.stack([read_image(f) for f in layout.train_files]), self.flip)
             self.val_set = ImageSet(torch.stack([read_image(f) for f in layout.val_files]))
         if stage in ("fit", "validate") and self.train_set is None:
@@ -140,7 +148,7 @@ class CatFaceDataModule(L.LightningDataModule):
 
     def _load(self, stage: str) -> dict[str, Any]:
         if stage in ("fit", "validate"):
-            layout = self.layout
+            layout = self.layout_with("train", "val")
             return {"train": self._tokens("train", layout.train_files, LAB_TRAIN),
                     "val": self._tokens("val", layout.val_files, LAB_TRAIN)}
         if self.test_set is not None:
@@ -148,8 +156,7 @@ class CatFaceDataModule(L.LightningDataModule):
         return {"test": self.inpainting_set()}
 
     def inpainting_set(self) -> InpaintingSet:
-        has_test = self._layout is not None and self._layout.test_files
-        layout = self._layout if has_test else self.check(require_test=True)
+        layout = self.layout_with("test")
         masks = torch.stack([read_mask(f) for f in layout.mask_files])
         masked_images = torch.stack([read_image(f) for f in layout.test_files])
         tokens = self._tokens("test", layout.test_files, LAB_TEST)

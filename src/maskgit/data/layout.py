@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +29,8 @@ class CatFaceLayout:
     """Sorted file lists of one data set; test lists are aligned index by index."""
 
     root: Path
-    train_files: list[Path]
-    val_files: list[Path]
+    train_files: list[Path] = field(default_factory=list)  # empty unless "train" was scanned
+    val_files: list[Path] = field(default_factory=list)
     test_files: list[Path] = field(default_factory=list)  # masked_image/
     mask_files: list[Path] = field(default_factory=list)  # mask64/, aligned with test_files
     gt_files: list[Path] | None = None  # None when gt/ is absent
@@ -147,17 +147,20 @@ def _check_limit(limit: Mapping | None) -> dict[str, int]:
 def scan_layout(
     root: str | os.PathLike,
     *,
-    require_test: bool,
+    splits: Collection[str] = ("train", "val"),
     check_images: bool = True,
     limit: Mapping[str, int | None] | None = None,
 ) -> CatFaceLayout:
-    """Check the layout under `root` and return its sorted file lists; raise DataError on a problem.
+    """Check the `splits` a run uses under `root` and return their sorted file lists; raise
+    DataError on a problem. Splits not asked for are neither read nor checked (their lists are empty).
 
-    The test split (masked_image/ + mask64/ [+ gt/, gt_provenance.tsv]) is read when
-    `require_test`, or when both its folders exist. `limit` keeps the first n files of a split
-    ("train", "val", "test"). With `check_images`, every kept file's header is checked
-    (64x64, RGB images, mode-L masks) and every kept mask is decoded to check its values.
+    "test" is masked_image/ + mask64/ [+ gt/, gt_provenance.tsv]. `limit` keeps the first n files
+    of a split. With `check_images`, every kept file's header is checked (64x64, RGB images, mode-L
+    masks) and every kept mask is decoded to check its values.
     """
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        raise ValueError(f"splits must be some of {SPLITS}, got {list(splits)}")
     limits = _check_limit(limit)
     root = Path(root).expanduser()
     if not root.exists():
@@ -166,34 +169,13 @@ def scan_layout(
         raise DataError(f"data root {root} is not a folder (set data.root or MASKGIT_DATA_ROOT)")
 
     images = "64x64 RGB images image_*.png"
-    layout = CatFaceLayout(
-        root=root,
-        train_files=_list_folder(root / "train", images),
-        val_files=_list_folder(root / "val", images),
-    )
-    has_test = (root / "masked_image").is_dir() and (root / "mask64").is_dir()
-    if require_test or has_test:
-        test = _list_folder(root / "masked_image", "masked test images image_NNN.png")
-        masks = _list_folder(root / "mask64", "masks mask_NNN.png")
-        patterns = ("image_NNN.png", "mask_NNN.png")
-        layout.test_files = test
-        layout.mask_files = _check_pairs(test, masks, _image_to_mask, _mask_to_image, patterns)
-        if (root / "gt").is_dir():
-            gt = _list_folder(root / "gt", "ground-truth images named like masked_image/")
-            names = ("image_NNN.png", "image_NNN.png")
-            layout.gt_files = _check_pairs(test, gt, _same_name, _same_name, names)
-        if (root / "gt_provenance.tsv").is_file():
-            layout.in_trainval = _read_in_trainval(root / "gt_provenance.tsv", test)
-
-    layout.train_files = layout.train_files[: limits.get("train")]
-    layout.val_files = layout.val_files[: limits.get("val")]
-    n_test = limits.get("test")
-    layout.test_files = layout.test_files[:n_test]
-    layout.mask_files = layout.mask_files[:n_test]
-    if layout.gt_files is not None:
-        layout.gt_files = layout.gt_files[:n_test]
-    if layout.in_trainval is not None:
-        layout.in_trainval = layout.in_trainval[:n_test]
+    layout = CatFaceLayout(root=root)
+    for split in ("train", "val"):
+        if split in splits:
+            files = _list_folder(root / split, images)[: limits.get(split)]
+            setattr(layout, f"{split}_files", files)
+    if "test" in splits:
+        _scan_test(layout, limits.get("test"))
 
     if check_images:
         rgb = layout.train_files + layout.val_files + layout.test_files + (layout.gt_files or [])
@@ -203,3 +185,19 @@ def scan_layout(
         for path in layout.mask_files:
             read_mask(path)
     return layout
+
+
+def _scan_test(layout: CatFaceLayout, n_test: int | None) -> None:
+    """The test lists of `layout` (aligned index by index), the first `n_test` of them."""
+    root = layout.root
+    test = _list_folder(root / "masked_image", "masked test images image_NNN.png")
+    masks = _list_folder(root / "mask64", "masks mask_NNN.png")
+    patterns = ("image_NNN.png", "mask_NNN.png")
+    layout.test_files = test[:n_test]
+    layout.mask_files = _check_pairs(test, masks, _image_to_mask, _mask_to_image, patterns)[:n_test]
+    if (root / "gt").is_dir():
+        gt = _list_folder(root / "gt", "ground-truth images named like masked_image/")
+        names = ("image_NNN.png", "image_NNN.png")
+        layout.gt_files = _check_pairs(test, gt, _same_name, _same_name, names)[:n_test]
+    if (root / "gt_provenance.tsv").is_file():
+        layout.in_trainval = _read_in_trainval(root / "gt_provenance.tsv", test)[:n_test]

@@ -67,7 +67,7 @@ def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None
     masks = mask_settings(cfg.get("masks"))
     out = Path(cfg.paths.output_dir)
     save_config_tree(cfg, out)
-    layout = instantiate(cfg.data).check(require_test=True)
+    layout = instantiate(cfg.data).check(splits=("test",))
     masked, known, truth = test_pixels(layout, masks)
     fid = fid_settings(cfg)
     vqgan = _vqgan(cfg) if any(m in CEILING for m in methods) else None

@@ -66,7 +66,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     model, ckpt_identity = model_for(cfg)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
-    layout = datamodule.check(require_test=False)
+    layout = datamodule.check(splits=("val",))
 
     out = Path(cfg.paths.output_dir)
     samples_dir, partial = out / "generated", out / "generated.partial"
