@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from maskgit.errors import user_error_in
 from maskgit.tasks.train import train
+from maskgit.utils.integrity import damage
 
 
 @pytest.mark.slow
@@ -32,8 +33,9 @@ def test_ddp_on_two_cpu_processes_gives_one_run(tmp_path, data_root, tiny_vqgan_
 
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # one run directory
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # one wandb run
-    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and len(ckpts) == 2  # one best + last, not one set per process
+    assert all(damage(run_dir / "checkpoints" / name) is None for name in ckpts)  # sealed, by rank 0
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 128 // (16 * 2)  # batch_size is per device: each process sees half
 

@@ -15,6 +15,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from torchmetrics.image.mifid import MemorizationInformedFrechetInceptionDistance
 
 from maskgit.metrics.inception import CONVERTED_NAME, default_weights
+from maskgit.utils.integrity import seal_path
 
 
 def network(layer: str, weights: Path) -> NoTrainInceptionV3:
@@ -68,7 +69,7 @@ def test_slightly_perturbed_weights_do_not(weights, tmp_path):
 
 
 def test_conversion_is_cached_and_checked(weights):
-    sidecar = weights.with_name(CONVERTED_NAME + ".json")
+    sidecar = seal_path(weights)
     assert weights.name == CONVERTED_NAME and sidecar.is_file()
     stamp = weights.stat().st_mtime_ns
     assert default_weights(weights.parent) == weights and weights.stat().st_mtime_ns == stamp  # reused

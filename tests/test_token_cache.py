@@ -14,7 +14,7 @@ from maskgit.models.vqgan import VQGAN
 
 @pytest.fixture(scope="module")
 def files(data_root):
-    return scan_layout(data_root, require_test=False, check_images=False, limit={"train": 40}).train_files
+    return scan_layout(data_root, splits=("train",), check_images=False, limit={"train": 40}).train_files
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from maskgit.data.layout import CatFaceLayout
 from maskgit.data.masks import MASK_GENERATORS, check_mask_params, generate_masks
 from maskgit.data.token_cache import CACHE_VERSION, module_digest
 from maskgit.errors import ConfigError, DataError
-from maskgit.utils.atomic import save_torch
-from maskgit.utils.progress import is_rank_zero, progress
+from maskgit.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def test_pixels(layout: CatFaceLayout, masks: dict[str, Any]) -> tuple[Tensor, T
 
 def generated_mask_set(datamodule: CatFaceDataModule, masks: dict[str, Any]) -> InpaintingSet:
     """gt/ images with generated masks, with their tokens (see `test_pixels`)."""
-    layout = datamodule.layout
+    layout = datamodule.layout_with("test")
     masked_images, known, gt_images = test_pixels(layout, masks)
     tokens = _tokens_of(datamodule, f"masked-{masks['source']}", masked_images)
     gt_tokens = datamodule._tokens("gt", layout.gt_files, LAB_TEST)
@@ -89,19 +88,14 @@ def _tokens_of(datamodule: CatFaceDataModule, name: str, images: Tensor) -> Tens
     key = hashlib.sha256("|".join([str(CACHE_VERSION), module_digest(vqgan), content,
                                    repr(LAB_TEST)]).encode()).hexdigest()[:20]
     path = datamodule.token_cache.cache_dir / f"{name}-{len(images)}-{key}.pt"
-    if path.exists():
-        return torch.load(path, weights_only=True)["tokens"].long()
-    if is_rank_zero():  # other DDP processes may encode too; one line is enough
-        log.info("encoding %d %s images into %s", len(images), name, path)
-    device = datamodule._device()
-    was_training, home = vqgan.training, next(vqgan.parameters()).device
-    vqgan.eval().to(device)
-    tokens = []
-    with torch.no_grad(), progress(f"encoding {len(images):,} {name} images", len(images)) as advance:
-        for batch in images.split(datamodule.encode_batch_size):
-            tokens.append(vqgan.tokenize(LAB_TEST.normalize(batch).to(device)).to("cpu", torch.int16))
-            advance(len(batch))
-    tokens = torch.cat(tokens)
-    vqgan.train(was_training).to(home)
-    save_torch({"tokens": tokens}, path)
-    return tokens.long()
+    what = f"encoding {len(images):,} {name} images"
+
+    def encode(device: torch.device) -> Tensor:
+        tokens = []
+        with torch.no_grad(), progress(what, len(images)) as advance:
+            for batch in images.split(datamodule.encode_batch_size):
+                tokens.append(vqgan.tokenize(LAB_TEST.normalize(batch).to(device)).to("cpu", torch.int16))
+                advance(len(batch))
+        return torch.cat(tokens)
+
+    return datamodule.token_cache.cached(path, vqgan, datamodule._device(), what, encode)

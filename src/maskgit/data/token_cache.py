@@ -2,14 +2,15 @@
 
 A cache file is keyed by a hash of the VQGAN weights, the image files (names and bytes) and the
 normalisation, so it is reused across runs and processes and rebuilt when any of them changes.
-Files are written atomically: a killed encoder never leaves a corrupt cache behind.
+Files are written atomically and sealed (size and sha256, `maskgit.utils.integrity`): a truncated,
+zeroed or unsealed cache file is named in a warning and encoded again, never used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from maskgit.data.images import Normalization, read_image
 from maskgit.models.vqgan import VQGAN
-from maskgit.utils.atomic import save_torch
+from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
 from maskgit.utils.progress import is_rank_zero, progress
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,24 @@ class TokenCache:
     def tokens(self, split: str, vqgan: VQGAN, files: Sequence[Path], norm: Normalization,
                batch_size: int = 128, device: torch.device | str = "cpu") -> Tensor:
         """Cached tokens (N, h*w) int64 of `files`; encodes and saves them on a miss."""
-        path = self.path_for(split, vqgan, files, norm)
-        if path.exists():
-            return torch.load(path, weights_only=True)["tokens"].long()
+        what = f"encoding {len(files):,} {split} images"
+        return self.cached(self.path_for(split, vqgan, files, norm), vqgan, device, what,
+                           lambda dev: encode_images(vqgan, files, norm, batch_size, dev, description=what))
+
+    def cached(self, path: Path, vqgan: VQGAN, device: torch.device | str, what: str,
+               encode: Callable[[torch.device], Tensor]) -> Tensor:
+        """The tokens sealed in `path`, or `encode(device)` with the VQGAN in eval mode there, saved;
+        `what` ("encoding N test images") is logged on a miss."""
+        found = load_cached(path, lambda p: torch_payload(p)["tokens"], "token cache")
+        if found is not None:
+            return found.long()
         if is_rank_zero():  # other DDP processes may encode too; one line is enough
-            log.info("encoding %d %s images into %s", len(files), split, path)
+            log.info("%s into %s", what, path)
         was_training, home = vqgan.training, next(vqgan.parameters()).device
         vqgan.eval().to(device)
-        tokens = encode_images(vqgan, files, norm, batch_size, torch.device(device),
-                               description=f"encoding {len(files):,} {split} images")
-        vqgan.train(was_training).to(home)
-        save_torch({"tokens": tokens, "files": [Path(f).name for f in files]}, path)
+        try:
+            tokens = encode(torch.device(device))
+        finally:
+            vqgan.train(was_training).to(home)
+        save_torch_sealed({"tokens": tokens}, path)
         return tokens.long()

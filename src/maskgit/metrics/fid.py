@@ -33,8 +33,8 @@ from torchmetrics.utilities import dim_zero_cat
 
 from maskgit.errors import ConfigError
 from maskgit.metrics.inception import default_weights
-from maskgit.utils.atomic import save_torch
 from maskgit.utils.digest import file_sha256
+from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
 from maskgit.utils.progress import progress
 
 RESIZES = {
@@ -131,8 +131,9 @@ def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable
     parts = {"data": data_digest, **net.identity()}
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"inception_features_{key}.pt"
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)["features"]
+    found = load_cached(path, lambda p: torch_payload(p)["features"], "reference features")
+    if found is not None:
+        return found
     device = next(net.parameters()).device
     features = []
     with progress(f"Inception features of {total:,} reference images", total) as advance:
@@ -140,7 +141,7 @@ def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable
             features.append(net(images.to(device)).cpu())
             advance(len(images))
     features = torch.cat(features)
-    save_torch({"features": features, "key_parts": parts}, path)
+    save_torch_sealed({"features": features, "key_parts": parts}, path)
     return features
 
 

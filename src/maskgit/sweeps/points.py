@@ -1,16 +1,19 @@
 """Finished sweep points, found again by what decides their result: resumable and de-duplicated sweeps.
 
 A point's key hashes everything that changes its metrics: the checkpoint's content (which pins
-the VQGAN too: loading checks the VQGAN's digest against the checkpoint), the test data (root,
-`data.limit.test`, `data.synthetic`), the decoding in canonical form (see `canonical_decoding`),
+the VQGAN too: loading checks the VQGAN's digest against the checkpoint), the content of the data
+files the task reads (`data_identity`: names and sha256 of the test images, masks, ground truth and
+provenance table after `data.limit.test`, or of the val images generation is measured against), the
+decoding in canonical form (see `canonical_decoding`),
 `composite`, the FID settings (enabled, unseen subset, feature layer) and the Inception weights'
 content, `trainer.precision`, `seed`, the task with its masks or samples (`_task_parts`), and
 what a lab transformer file is read with (model settings, VQGAN file content, attention names).
 Paths of outputs and caches, loggers, batch sizes, progress bars, pictures and devices are left out
 (the results do not depend on them).
 
-Each finished point is stored as `<log_dir>/eval/points/<key>.json` (written atomically, after the
-run's own metrics.json), so a sweep run again, in a new multirun folder, finds it.
+Each finished point is stored as `<log_dir>/eval/points/<key>.json` (written atomically and sealed,
+after the run's own metrics.json), so a sweep run again, in a new multirun folder, finds it; a
+damaged or unsealed entry is named in a warning and computed again.
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from maskgit.data.layout import scan_layout
 from maskgit.data.mask_sources import mask_settings
+from maskgit.data.synthetic import make_synthetic_dataset
+from maskgit.errors import DataError
 from maskgit.inpainting import DecodeSettings
 from maskgit.utils.atomic import save_json
 from maskgit.utils.digest import file_sha256
+from maskgit.utils.integrity import json_payload, load_cached, save_json_sealed
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 2  # bump when a code change makes stored results stale
+STORE_VERSION = 3  # bump when a code change makes stored results stale
 
 
 def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
@@ -69,18 +76,34 @@ def file_identity(path: str | None) -> str | None:
     return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
 
 
+def data_identity(cfg: DictConfig) -> dict[str, Any]:
+    """Names and content hashes of the data files the task reads (see the module docstring)."""
+    data = cfg.data
+    if isinstance(data.get("synthetic"), DictConfig):  # made on first use; its content is the key
+        make_synthetic_dataset(Path(str(data.root)), **OmegaConf.to_container(data.synthetic, resolve=True))
+    limit = OmegaConf.to_container(data.limit, resolve=True) if data.get("limit") else None
+    generate = cfg.get("task", "inpaint") == "generate"
+    try:
+        layout = scan_layout(str(data.root), splits=("val",) if generate else ("test",),
+                             check_images=False, limit=limit)
+    except DataError as err:  # the run itself reports it, once it checks the data
+        return {"unreadable": str(err)}
+    files = [*layout.val_files, *layout.test_files, *layout.mask_files, *(layout.gt_files or [])]
+    if layout.in_trainval is not None:
+        files.append(layout.root / "gt_provenance.tsv")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.parent.name}/{path.name}:{file_identity(str(path))}\n".encode())
+    return {"files": len(files), "sha256": digest.hexdigest()}
+
+
 def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
     """Everything that decides a point's metrics (see the module docstring)."""
     fid = cfg.metrics.fid
-    data = cfg.data
-    root = Path(str(data.root)).expanduser()
     return {
         "store_version": STORE_VERSION,
         "checkpoint_sha256": file_identity(str(cfg.ckpt_path)),
-        "data": {"root": str(root.resolve()) if root.exists() else str(root),
-                 "limit_test": data.limit.get("test"),
-                 "synthetic": OmegaConf.to_container(data.synthetic, resolve=True)
-                 if isinstance(data.get("synthetic"), DictConfig) else data.get("synthetic")},
+        "data": data_identity(cfg),
         "decoding": canonical_decoding(settings),
         "seed": int(cfg.seed),
         "composite": bool(cfg.composite),
@@ -141,17 +164,13 @@ class PointStore:
         self.path = store_dir(cfg) / f"{self.key}.json"
 
     def find(self) -> dict[str, Any] | None:
-        if not self.path.is_file():
-            return None
-        try:
-            entry = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as err:  # written atomically, so only by hand
-            log.warning("ignoring unreadable sweep point %s (%s)", self.path, err)
+        entry = load_cached(self.path, json_payload, "sweep point")
+        if not isinstance(entry, dict):
             return None
         return entry if entry.get("key_parts") == json.loads(json.dumps(self.parts, default=str)) else None
 
     def record(self, report: dict[str, Any], output_dir: str) -> None:
-        save_json({"key_parts": self.parts, "output_dir": output_dir, "report": report}, self.path)
+        save_json_sealed({"key_parts": self.parts, "output_dir": output_dir, "report": report}, self.path)
 
     def reuse(self, cfg: DictConfig) -> dict[str, Any] | None:
         """When this point is done: write its metrics.json here (marked skipped) and return it."""

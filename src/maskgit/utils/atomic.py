@@ -23,15 +23,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_partials(target: Path) -> list[Path]:
-    """Delete `.<name>.<pid>.*.tmp` files a killed writer of `target` left behind (its pid is gone)."""
+def remove_stale_partials(folder: Path, name: str = "*") -> list[Path]:
+    """Delete the `.<name>.<pid>.<random>.tmp` files in `folder` whose writer was killed (its pid is
+    gone): those of the file `name`, or of every file ("*")."""
     removed = []
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        pid = tmp.name[len(target.name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        parts = tmp.name[1:-len(".tmp")].rsplit(".", 2)  # name (may hold dots), pid, random
+        if len(parts) == 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def remove_partial_checkpoints(log_dir: str | os.PathLike) -> list[Path]:
+    """Partial checkpoints that killed training runs left in their run folders under `log_dir`."""
+    log_dir = Path(log_dir)
+    folders = [*log_dir.glob("*/runs/*/checkpoints"), *log_dir.glob("*/multiruns/*/*/checkpoints")]
+    return [tmp for folder in folders for tmp in remove_stale_partials(folder)]
 
 
 @contextlib.contextmanager
@@ -42,7 +50,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     runs) leaves it behind, and the next write of the same target removes it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(target)
+    remove_stale_partials(target.parent, target.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -58,6 +66,10 @@ def save_torch(obj: Any, target: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def save_json(obj: Any, target: str | os.PathLike) -> None:
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(json_text(obj))
