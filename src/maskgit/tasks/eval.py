@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from functools import cache
@@ -31,12 +30,12 @@ from maskgit.data.datamodule import CatFaceDataModule, InpaintingSet
 from maskgit.data.images import read_image
 from maskgit.data.mask_sources import build_test_set, mask_settings
 from maskgit.data.token_cache import files_digest, module_digest
-from maskgit.decoding import CONFIDENCES, get_schedule
 from maskgit.errors import ConfigError
 from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
 from maskgit.maskgit import MaskGIT
 from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.pictures import comparison_grid, save_picture
+from maskgit.settings import check_settings
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
 from maskgit.utils.atomic import save_json
@@ -49,18 +48,9 @@ log = logging.getLogger(__name__)
 
 
 def decode_settings(cfg: DictConfig) -> DecodeSettings:
-    """The decoding options, checked before any work starts."""
+    """The decoding options (their types and ranges: maskgit.settings, checked as evaluate starts)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python eval.py ckpt_path=/path/to/last.ckpt")
-    get_schedule(cfg.mask_func)
-    if int(cfg.total_iter) < 1:
-        raise ConfigError(f"total_iter must be at least 1, got {cfg.total_iter}")
-    if int(cfg.sweet_spot) < -1:
-        raise ConfigError(f"sweet_spot must be -1 (never stop early) or a step >= 0, got {cfg.sweet_spot}")
-    if cfg.confidence not in CONFIDENCES:
-        raise ConfigError(f"unknown confidence '{cfg.confidence}'; valid: {', '.join(CONFIDENCES)}")
-    if not 0 <= float(cfg.temperature) < math.inf:
-        raise ConfigError(f"temperature must be >= 0 (0: the most likely code), got {cfg.temperature}")
     return DecodeSettings(mask_func=cfg.mask_func, total_iter=int(cfg.total_iter),
                           sweet_spot=int(cfg.sweet_spot), choice_temperature=float(cfg.choice_temperature),
                           confidence=cfg.confidence, temperature=float(cfg.temperature),
@@ -144,10 +134,9 @@ TASKS = ("inpaint", "generate", "baselines")
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Inpaint (or, with task=generate, sample: see tasks/generate.py), write images and pictures,
     measure; returns the metrics file's content."""
+    check_settings(cfg)  # types and ranges, before anything is read
     quiet_libraries()
-    task = cfg.get("task", "inpaint")
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    task = cfg.get("task", "inpaint")  # one of TASKS (checked above)
     if task == "generate":
         from maskgit.tasks.generate import generate
 
@@ -166,7 +155,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     model, ckpt_identity = model_for(cfg)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
-    layout = datamodule.check(require_test=True)
+    layout = datamodule.check(splits=("test",))
     datamodule.use_tokenizer(model.vqgan)
     key = (f"{layout.root}|{OmegaConf.to_yaml(cfg.data)}|{module_digest(model.vqgan)}|"
            f"{json.dumps(masks, sort_keys=True)}")

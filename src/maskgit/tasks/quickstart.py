@@ -17,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maskgit.errors import ConfigError, MaskGITError
+from maskgit.settings import check_settings
 from maskgit.utils.atomic import save_json
 
 STAGES = ("vqgan", "transformer", "eval", "baselines")
@@ -57,6 +58,7 @@ def stage_overrides(cfg: DictConfig, stage: str) -> list[str]:
 
 def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     """Run the four stages; returns (and writes as summary.json) times, metrics and outputs."""
+    check_settings(cfg)  # processes, fid, ...: types and ranges, first
     import torch
     from lightning.pytorch.utilities import rank_zero_info
 
@@ -67,9 +69,9 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     from maskgit.utils.quiet import quiet_libraries
 
     quiet_libraries()
+    for stage, name in (("vqgan", "train"), ("transformer", "train"), ("eval", "eval")):  # before training
+        check_settings(compose_stage(conf_dir, name, stage_overrides(cfg, stage), cfg, stage))
 
-    if cfg.fid not in (True, False):
-        raise ConfigError(f"fid must be true or false (eval.py's metrics.fid.enabled), got {cfg.fid!r}")
     out = Path(cfg.paths.output_dir)
     summary: dict[str, Any] = {"reduced": bool(cfg.reduced), "seconds": {}, "stages": {}}
     start = time.perf_counter()

@@ -1,0 +1,327 @@
+"""Every user-facing setting's type and range, in one table; `check_settings` gives one-line errors.
+
+`SETTINGS` maps a dotted config key to what it takes. Only the keys a config has are checked, so the
+one table serves train.py, eval.py and quickstart.py (and every config group option). Values only:
+what a `_target_` builds, lists and cross-setting rules are checked where they are used.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from maskgit.errors import ConfigError
+
+_ABSENT = object()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same(value: Any, choice: Any) -> bool:
+    """Equal and of the same type: 1 is not True, 64.0 is not 64."""
+    return type(value) is type(choice) and value == choice
+
+
+def _yaml(value: Any) -> str:
+    """A value as it is written on the command line: true, null, auto, 3."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one setting takes. kind: int | float | bool | choice | path | devices | interval."""
+
+    kind: str
+    what: str = ""  # a short phrase for the message: what it is, or what special values mean
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    choices: tuple[Any, ...] | Callable[[], Iterable[Any]] = ()  # a callable: read where they live
+    null: bool = False
+    also: tuple[Any, ...] = ()  # other values taken as they are (e.g. trainer.deterministic=warn)
+
+    def valid_choices(self) -> tuple[Any, ...]:
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def in_range(self, x: float) -> bool:
+        if self.min is not None and not (x >= self.min if self.min_inclusive else x > self.min):
+            return False
+        return self.max is None or (x <= self.max if self.max_inclusive else x < self.max)
+
+    def fits(self, value: Any) -> bool:
+        if value is None:
+            return self.null
+        if any(_same(value, a) for a in self.also):
+            return True
+        if self.kind == "int":
+            return _is_int(value) and self.in_range(value)
+        if self.kind == "float":
+            return _is_number(value) and math.isfinite(value) and self.in_range(value)
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "path":
+            return isinstance(value, str)
+        if self.kind == "choice":
+            return any(_same(value, c) for c in self.valid_choices())
+        if self.kind == "devices":  # Lightning's trainer.devices
+            if isinstance(value, list | ListConfig):
+                return len(value) > 0 and all(_is_int(v) and v >= 0 for v in value)
+            return value == "auto" or (_is_int(value) and (value >= 1 or value == -1))
+        if self.kind == "interval":  # Lightning's val_check_interval: batches, or a fraction of an epoch
+            return (_is_int(value) and value >= 1) or (isinstance(value, float) and 0 < value <= 1)
+        raise ValueError(f"unknown setting kind {self.kind!r}")
+
+    def range_text(self) -> str:
+        low = None if self.min is None else f"{'>=' if self.min_inclusive else '>'} {_num(self.min)}"
+        high = None if self.max is None else f"{'<=' if self.max_inclusive else '<'} {_num(self.max)}"
+        return " and ".join(p for p in (low, high) if p)
+
+    def expected(self) -> str:
+        """The type and range in words, e.g. `a number >= 0` or `true, false or warn`."""
+        if self.kind == "int" and self.min == 1 and self.min_inclusive and self.max is None:
+            ways = ["a positive integer"]
+        elif self.kind in ("int", "float"):
+            ways = [f"{'an integer' if self.kind == 'int' else 'a number'} {self.range_text()}".rstrip()]
+        else:
+            ways = {"bool": ["true", "false"], "path": ["a path"],
+                    "devices": ["a positive integer", "-1 (every device)", "auto",
+                                "a list of device indices"],
+                    "interval": ["a positive integer (batches)",
+                                 "a number > 0 and <= 1 (a fraction of an epoch)"]}[self.kind]
+        ways += [_yaml(a) for a in self.also] + (["null"] if self.null else [])
+        return ways[0] if len(ways) == 1 else f"{', '.join(ways[:-1])} or {ways[-1]}"
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """The one-line error for `key=value`, or None when the value fits."""
+        if self.fits(value):
+            return None
+        if self.kind == "choice":
+            names = (_yaml(c) for c in (*self.valid_choices(), *self.also, *[None] * self.null))
+            valid = ", ".join(dict.fromkeys(names))  # once each: Lightning takes both 32 and "32"
+            return f"unknown {key} {value!r}; valid: {valid}"
+        shown = value
+        if self.kind == "float" and _is_number(value):
+            shown = float(value)
+        elif isinstance(value, DictConfig | ListConfig):
+            shown = OmegaConf.to_container(value)
+        note = f" ({self.what})" if self.what else ""
+        return f"{key} must be {self.expected()}{note}, got {shown!r}"
+
+
+def integer(min: int | None = None, max: int | None = None, what: str = "", *, null: bool = False,
+            also: tuple[Any, ...] = ()) -> Setting:
+    return Setting("int", what, min, max, null=null, also=also)
+
+
+def number(min: float | None = None, max: float | None = None, what: str = "", *, null: bool = False,
+           min_inclusive: bool = True, max_inclusive: bool = True) -> Setting:
+    return Setting("float", what, min, max, min_inclusive, max_inclusive, null=null)
+
+
+def flag(what: str = "", *, also: tuple[Any, ...] = ()) -> Setting:
+    return Setting("bool", what, also=also)
+
+
+def choice(choices: tuple[Any, ...] | Callable[[], Iterable[Any]], *, null: bool = False) -> Setting:
+    return Setting("choice", choices=choices, null=null)
+
+
+def path(what: str = "", *, null: bool = True) -> Setting:
+    return Setting("path", what, null=null)
+
+
+def _from(module: str, name: str, sort: bool = False) -> Callable[[], tuple[Any, ...]]:
+    """The valid values where the code that reads the setting keeps them (imported when needed)."""
+    def read() -> tuple[Any, ...]:
+        values = tuple(getattr(import_module(module), name))
+        return tuple(sorted(values)) if sort else values
+    return read
+
+
+def _precisions() -> tuple[Any, ...]:
+    """Lightning's own list of `precision` values (its type hints), with its int shorthands; Lightning
+    2.x's list should a later version keep them elsewhere."""
+    from typing import get_args
+
+    from lightning.fabric import connector
+
+    names = ("_PRECISION_INPUT_STR", "_PRECISION_INPUT_STR_ALIAS", "_PRECISION_INPUT_INT")
+    found = tuple(v for n in names if hasattr(connector, n) for v in get_args(getattr(connector, n)))
+    return found or ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true",
+                     "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16", 64, 32, 16)
+
+
+def _accelerators() -> tuple[str, ...]:
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
+
+
+POSITIVE = integer(1)
+COUNT = integer(0)
+BATCHES = "images per device and step"
+SCHEDULES = _from("maskgit.decoding", "MASK_SCHEDULES", sort=True)
+
+SETTINGS: dict[str, Setting] = {
+    # --- train.py and eval.py
+    "seed": integer(0, 2**32 - 1),
+    "ckpt_path": path(),
+    "trainer.accelerator": choice(_accelerators),
+    "trainer.devices": Setting("devices"),
+    "trainer.precision": choice(_precisions),
+    "trainer.max_epochs": integer(-1, what="-1: no limit", null=True),
+    "trainer.min_epochs": integer(0, null=True),
+    "trainer.max_steps": integer(-1, what="-1: no limit"),
+    "trainer.accumulate_grad_batches": POSITIVE,
+    "trainer.gradient_clip_val": number(0, what="null: no clipping", null=True),
+    "trainer.check_val_every_n_epoch": integer(1, null=True),
+    "trainer.val_check_interval": Setting("interval", null=True),
+    "trainer.log_every_n_steps": POSITIVE,
+    "trainer.deterministic": flag(also=("warn",)),
+    "trainer.enable_progress_bar": flag(),
+    "trainer.fast_dev_run": integer(0, what="batches of train and val, then stop", also=(True, False)),
+    "trainer.sync_batchnorm": flag(),
+    "data.root": path("the data set folder", null=False),
+    "data.cache_dir": path(null=False),
+    "data.batch_size": integer(1, what=BATCHES),
+    "data.num_workers": COUNT,
+    "data.encode_batch_size": POSITIVE,
+    "data.limit.train": integer(1, what="the first n files; null: all", null=True),
+    "data.limit.val": integer(1, what="the first n files; null: all", null=True),
+    "data.limit.test": integer(1, what="the first n files; null: all", null=True),
+    "data.check_images": flag(),
+    "data.pin_memory": flag(),
+    "data.serve": choice(_from("maskgit.data.datamodule", "SERVE")),
+    "data.flip": flag(),
+    "data.synthetic.n_train": POSITIVE,
+    "data.synthetic.n_val": POSITIVE,
+    "data.synthetic.n_test": POSITIVE,
+    "data.synthetic.seed": COUNT,
+    "vqgan.ckpt_path": path("the VQGAN weights; null: random init"),
+    "vqgan.image_channels": POSITIVE,
+    "vqgan.latent_dim": POSITIVE,
+    "vqgan.img_resolution": POSITIVE,
+    "vqgan.latent_resolution": POSITIVE,
+    "vqgan.num_codebook_vectors": POSITIVE,
+    "vqgan.beta": number(0, what="commitment loss weight"),
+    "vqgan.norm_groups": POSITIVE,
+    # model=lab|small|tiny (the stage-2 transformer)
+    "model.transformer.num_image_tokens": POSITIVE,
+    "model.transformer.num_codebook_vectors": POSITIVE,
+    "model.transformer.dim": POSITIVE,
+    "model.transformer.n_layers": POSITIVE,
+    "model.transformer.hidden_dim": POSITIVE,
+    "model.transformer.num_heads": POSITIVE,
+    "model.transformer.dropout": number(0, 1, max_inclusive=False),
+    "model.transformer.fused_attention": flag(),
+    "model.mvtm.masking": choice(("schedule", "bernoulli")),
+    "model.mvtm.mask_func": choice(SCHEDULES),
+    "model.mvtm.bernoulli_p": number(0, 1, "the masking probability", min_inclusive=False),
+    "model.mvtm.label_smoothing": number(0, 1, max_inclusive=False),
+    "model.optimizer.lr": number(0, what="learning rate", min_inclusive=False),
+    "model.optimizer.weight_decay": number(0),
+    "model.scheduler.warmup_steps": integer(0, what="optimiser steps of linear warmup"),
+    "model.scheduler.min_lr_ratio": number(0, 1, "final learning rate / lr"),
+    "model.compile": flag(),
+    # model=stage1 (experiment=vqgan: the VQGAN's own training)
+    "model.loss.rec_loss": choice(("l1", "l2")),
+    "model.loss.codebook_weight": number(0),
+    "model.loss.perceptual_weight": number(0, what="0: no LPIPS"),
+    "model.loss.perceptual_weights": path("the VGG16 file; null: torchvision's cache"),
+    "model.loss.disc.enabled": flag(),
+    "model.loss.disc.start": integer(0, what="the step the GAN loss begins"),
+    "model.loss.disc.weight": number(0),
+    "model.loss.disc.loss": choice(("hinge", "vanilla")),
+    "model.loss.disc.n_layers": POSITIVE,
+    "model.loss.disc.channels": POSITIVE,
+    "model.optimizer.disc_lr": number(0, what="null: lr", null=True, min_inclusive=False),
+    "model.optimizer.grad_clip": number(0, what="gradient norm; null: no clipping", null=True,
+                                        min_inclusive=False),
+    "model.restart_dead_codes": integer(0, what="every n steps; 0: never"),
+    "model.pictures.num_images": COUNT,
+    "callbacks.model_checkpoint.save_top_k": integer(-1, what="-1: every checkpoint"),
+    "callbacks.model_checkpoint.mode": choice(("min", "max")),
+    "callbacks.model_summary.max_depth": integer(-1, what="-1: every layer"),
+    # --- eval.py
+    "vqgan_ckpt_path": path("a VQGAN file instead of the one the checkpoint names"),
+    "task": choice(_from("maskgit.tasks.eval", "TASKS")),
+    "mask_func": choice(SCHEDULES),
+    "total_iter": integer(1, what="decoding steps T"),
+    "sweet_spot": integer(-1, what="-1: run all total_iter steps"),
+    "choice_temperature": number(0, what="0: no noise on the confidences"),
+    "temperature": number(0, what="0: the most likely code"),
+    "confidence": choice(_from("maskgit.decoding", "CONFIDENCES")),
+    "fused_attention": flag(),
+    "composite": flag(),
+    "pictures.num_images": COUNT,
+    "pictures.grid_images": integer(0, what="0: no grid"),
+    "masks.source": choice(_from("maskgit.data.mask_sources", "MASK_SOURCES")),
+    "masks.seed": COUNT,
+    "generate.num_samples": POSITIVE,
+    "generate.fid_reference_limit": integer(1, what="the first n val images; null: all", null=True),
+    "generate.grid_images": integer(0, what="0: no grid"),
+    "baselines.picture_images": POSITIVE,
+    "metrics.fid.enabled": flag(),
+    "metrics.fid.weights_path": path("InceptionV3 weights; null: the packaged ones"),
+    "metrics.fid.features": choice(_from("maskgit.metrics.fid", "FEATURE_SIZES")),
+    "metrics.fid.resize": choice(_from("maskgit.metrics.fid", "RESIZES")),
+    "metrics.fid.bootstrap": integer(0, what="replicates for the 95% interval; 0: none"),
+    "metrics.fid.kid_subsets": POSITIVE,
+    "metrics.fid.unseen_subset": flag(),
+    # --- quickstart.py
+    "processes": POSITIVE,
+    "fid": flag("eval.py's metrics.fid.enabled"),
+    "reduced": flag(),
+    "batch_size.vqgan": integer(1, what="images per optimiser step", null=True),
+    "batch_size.transformer": integer(1, what="images per optimiser step", null=True),
+}
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Check each setting of SETTINGS that `cfg` has (absent or `???` ones are skipped); the first
+    that does not fit raises ConfigError, one line naming the key, what it takes and the value."""
+    for key, setting in SETTINGS.items():
+        try:
+            value = OmegaConf.select(cfg, key, default=_ABSENT)
+        except OmegaConfBaseException:  # an interpolation that cannot resolve: its reader says so
+            continue
+        if value is _ABSENT:
+            continue
+        if (problem := setting.problem(key, value)) is not None:
+            raise ConfigError(problem)
+
+
+class CheckSettingsFirst(Callback):
+    """`hydra.callbacks` (conf/hydra/default.yaml): a single run's settings are checked before Hydra
+    makes its run folder, so a refused run writes nothing. Jobs of a multirun are checked as they
+    start (the tasks call `check_settings` too)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_settings(config)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
