@@ -8,19 +8,23 @@ one line naming the file (exit 2 through `exit_on_user_error`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import lightning as L
 
 from maskgit.errors import CheckpointError
 from maskgit.models.checkpoint import compare_state, names, read_weights_file, shape_problem
+from maskgit.utils.atomic import remove_stale_partials
 
 # Parts of a model's state that its checkpoints leave out on purpose (MaskGIT: the frozen VQGAN).
 NOT_SAVED = {"MaskGIT": "vqgan."}
 
 
 def check_resume_checkpoint(path: str, model: L.LightningModule) -> None:
-    """Refuse `path` in one line unless it is a train.py checkpoint of exactly this model."""
-    ckpt = read_weights_file(path, "ckpt_path")  # missing, truncated, random, hostile: one line
+    """Refuse `path` in one line unless it is a train.py checkpoint of exactly this model. Partial
+    files that the killed run left beside it are removed (see `maskgit.utils.atomic`)."""
+    ckpt = read_weights_file(path, "ckpt_path")  # missing, truncated, damaged, random, hostile: one line
+    remove_stale_partials(Path(path).parent)
     state = ckpt.get("state_dict")
     if not isinstance(state, Mapping) or "global_step" not in ckpt or "optimizer_states" not in ckpt:
         raise CheckpointError(

@@ -12,27 +12,31 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maskgit.data.datamodule import CatFaceDataModule
 from maskgit.errors import ConfigError
 from maskgit.maskgit import MaskGIT
 from maskgit.resume import check_resume_checkpoint
-from maskgit.utils.atomic import save_json
+from maskgit.settings import check_settings
+from maskgit.sweeps.multirun import device_count
+from maskgit.utils.atomic import remove_partial_checkpoints, save_json
 from maskgit.utils.checkpoint_io import AtomicCheckpointIO
 from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
 from maskgit.utils.progress_bar import RunProgressBar
 from maskgit.utils.quiet import quiet_libraries
+from maskgit.utils.random_state import RandomStateCheckpoint
 from maskgit.utils.versions import versions
 
 
 def instantiate_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[L.Callback]:
-    """The configured callbacks; with a progress bar, ours (an ETA for the whole run) unless one is
-    configured."""
+    """The configured callbacks, the generators' state in every checkpoint (an exact resume), and,
+    with a progress bar, ours (an ETA for the whole run) unless one is configured."""
     callbacks = [instantiate(c) for c in (cfg or {}).values()
                  if isinstance(c, DictConfig) and "_target_" in c]
+    callbacks.append(RandomStateCheckpoint())
     if progress_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(RunProgressBar())
     return callbacks
@@ -54,6 +58,23 @@ def check_stage(model: L.LightningModule, datamodule: CatFaceDataModule, trainer
                               "trainer.accumulate_grad_batches must be 1")
 
 
+def processes(trainer_cfg: DictConfig) -> int:
+    """How many training processes the trainer settings start."""
+    nodes = int(trainer_cfg.get("num_nodes", 1) or 1)
+    return device_count(trainer_cfg.get("devices", 1), trainer_cfg.get("accelerator")) * nodes
+
+
+def check_batch_fits(datamodule: CatFaceDataModule, trainer_cfg: DictConfig) -> None:
+    """Full batches only are trained on: a train split smaller than one batch per process would
+    end "successfully" without a single step or checkpoint."""
+    n, world = len(datamodule.layout.train_files), processes(trainer_cfg)
+    if n // world < datamodule.batch_size:
+        images = (f"the {n // world} training images each of the {world} processes gets ({n} in all)"
+                  if world > 1 else f"the {n} training images")
+        raise ConfigError(f"data.batch_size={datamodule.batch_size} is more than {images}: no training "
+                          "step would run; lower data.batch_size")
+
+
 def limit_to_fast_dev_run(cfg: DictConfig) -> None:
     """`debug=fast` (trainer.fast_dev_run=n) reads n batches of train and of val per process: only
     those images are checked and encoded, not the whole data set."""
@@ -61,9 +82,7 @@ def limit_to_fast_dev_run(cfg: DictConfig) -> None:
     limit = cfg.data.get("limit")
     if not n or limit is None:
         return
-    devices = cfg.trainer.get("devices", 1)
-    processes = devices if isinstance(devices, int) and devices > 0 else 1
-    needed = (1 if n is True else int(n)) * int(cfg.data.batch_size) * processes
+    needed = (1 if n is True else int(n)) * int(cfg.data.batch_size) * processes(cfg.trainer)
     with open_dict(cfg):
         for split in ("train", "val"):
             current = limit.get(split)
@@ -73,15 +92,19 @@ def limit_to_fast_dev_run(cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train the configured model; returns the final callback metrics and the best checkpoint path."""
     quiet_libraries()
+    check_settings(cfg)  # types and ranges, before anything is read
     limit_to_fast_dev_run(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
-    datamodule.check()  # a broken data set fails here, before any model is built
+    datamodule.check(("train", "val"))  # a broken data set fails here, before any model is built
     model: MaskGIT | L.LightningModule = instantiate(cfg.model)
     check_stage(model, datamodule, cfg.trainer)
+    check_batch_fits(datamodule, cfg.trainer)
     if cfg.get("ckpt_path"):
         check_resume_checkpoint(cfg.ckpt_path, model)  # before any token is encoded or step taken
     save_config_tree(cfg, cfg.paths.output_dir)
+    if rank_zero_only.rank == 0 and (removed := remove_partial_checkpoints(cfg.paths.log_dir)):
+        rank_zero_info(f"removed {len(removed)} partial checkpoint(s) of killed runs, e.g. {removed[0]}")
     if datamodule.serve == "tokens":
         datamodule.use_tokenizer(model.vqgan)
     loggers = build_loggers(cfg.get("logger"))
