@@ -183,19 +183,29 @@ def test_evaluation_killed_then_run_again_gives_the_same_results(tmp_path, cache
     assert stray(again, cache_dir) == [], how
 
 
-def test_two_evaluations_started_at_once_keep_to_their_own_folders(
+def test_two_evaluations_started_at_once_keep_to_their_own_folders_and_the_caches(
         tmp_path, trained_ckpt, data_root, inception_weights, uninterrupted_evaluation):
-    args = eval_args(trained_ckpt, data_root, inception_weights)
-    fresh = tmp_path / "fresh_cache"  # both encode and cache the same files at the same time
-    procs = [subprocess.Popen(command("eval.py", *args), cwd=tmp_path, env=environment(fresh),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    """Both encode and cache the same files at the same time, log to wandb, and write nothing outside
+    their run folders and the caches (a fresh home and temporary folder show what they wrote)."""
+    args = [*eval_args(trained_ckpt, data_root, inception_weights), "logger=wandb"]
+    work, home, tmp = tmp_path / "work", tmp_path / "home", tmp_path / "tmp"
+    for folder in (work, home, tmp):
+        folder.mkdir()
+    env = {**environment(tmp_path / "cache"), "HOME": str(home), "TMPDIR": str(tmp)}
+    env.pop("XDG_CACHE_HOME", None)
+    procs = [subprocess.Popen(command("eval.py", *args), cwd=work, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
-    first, second = runs(tmp_path, "eval")
+    first, second = runs(work, "eval")
     assert outcome(first) == outcome(second) == outcome(uninterrupted_evaluation)
     assert json.loads((first / "metrics.json").read_text())["config"]["paths"]["output_dir"] == str(first)
     assert stray(tmp_path) == []
+    allowed = (first, second, work / "logs" / "eval" / "points", tmp_path / "cache",
+               home / ".cache" / "matplotlib")  # matplotlib's font cache: torchmetrics imports pyplot
+    written = [p for folder in (work, home, tmp) for p in folder.rglob("*") if p.is_file()]
+    assert [p for p in written if not any(p.is_relative_to(a) for a in allowed)] == []
 
 
 # --- a sweep -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 import torch
 from helpers.inception import make_inception_weights
 from PIL import Image
+from test_integrity import corrupt
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -28,6 +29,7 @@ from maskgit.metrics.fid import (
     reference_features,
     score,
 )
+from maskgit.utils.integrity import damage
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +136,21 @@ def test_reference_features_are_computed_once_then_loaded(net64, tmp_path):
     images_fn, calls = count_calls([images[:2], images[2:]])
     first = reference_features(net64, images_fn, data_digest="a", cache_dir=tmp_path)
     assert len(calls) == 1 and first.shape == (4, 64)
-    assert len(list(tmp_path.iterdir())) == 1  # no temporary file left behind
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".pt", ".seal"]  # no temporary file left
     assert torch.equal(reference_features(net64, images_fn, data_digest="a", cache_dir=tmp_path), first)
     assert len(calls) == 1  # loaded, not recomputed
     reference_features(net64, images_fn, data_digest="b", cache_dir=tmp_path)  # another reference set
-    assert len(calls) == 2 and len(list(tmp_path.iterdir())) == 2
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.pt"))) == 2
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeroed", "unsealed"])
+def test_damaged_reference_features_are_computed_again(net64, tmp_path, how):
+    images_fn, calls = count_calls([cat_images("gt", 2)])
+    first = reference_features(net64, images_fn, data_digest="d", cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.pt")
+    corrupt(path, how)
+    assert torch.equal(reference_features(net64, images_fn, data_digest="d", cache_dir=tmp_path), first)
+    assert len(calls) == 2 and damage(path) is None  # computed again and sealed
 
 
 def test_other_weights_or_resize_recompute_the_reference(net64, tmp_path):
@@ -148,7 +160,7 @@ def test_other_weights_or_resize_recompute_the_reference(net64, tmp_path):
             InceptionExtractor(FIDSettings(weights_path=net64.weights_path, features=64, resize="lab"))]
     for net in nets:
         reference_features(net, images_fn, data_digest="d", cache_dir=tmp_path / "cache")
-    assert len(calls) == 3 and len(list((tmp_path / "cache").iterdir())) == 3
+    assert len(calls) == 3 and len(list((tmp_path / "cache").glob("*.pt"))) == 3
 
 
 def test_an_interrupted_cache_write_leaves_no_cache_file(net64, tmp_path, monkeypatch):

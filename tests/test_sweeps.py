@@ -15,7 +15,7 @@ from conftest import ROOT, compose_config, run_cli, tiny_train_overrides
 from maskgit.decoding import MASK_SCHEDULES, decode
 from maskgit.errors import ConfigError
 from maskgit.inpainting import DecodeSettings
-from maskgit.sweeps.points import canonical_decoding
+from maskgit.sweeps.points import canonical_decoding, key_parts, point_key
 from maskgit.sweeps.syntax import expand_ranges, require_override
 from maskgit.sweeps.table import main as fid_table
 from maskgit.sweeps.table import points_table
@@ -47,6 +47,31 @@ def test_bad_range_on_the_command_line_is_one_line(tmp_path):
 
 
 # -- points that are the same decoding ------------------------------------------------------------------
+
+def test_point_keys_follow_the_test_files_content_not_the_folder(tmp_path, cache_dir):
+    """Masks or ground truth changed in place give new keys (no stale "skipped" results); the same
+    files in another folder give the same key."""
+    from maskgit.data.synthetic import make_synthetic_dataset
+
+    root = make_synthetic_dataset(tmp_path / "data", 4, 4, 6, seed=1)
+
+    def key(data_root: Path, *extra: str) -> str:
+        overrides = ["ckpt_path=x.ckpt", f"data.root={data_root}", "metrics.fid.enabled=false", *extra]
+        cfg = compose_config("eval", overrides, tmp_path / "out", cache_dir)
+        return point_key(key_parts(cfg, DecodeSettings()))
+
+    first = key(root)
+    assert key(Path(shutil.copytree(root, tmp_path / "moved"))) == first  # content, not path
+    assert key(root, "data.limit.test=5") != first
+    mask = root / "mask64" / "mask_003.png"
+    mask.write_bytes((root / "mask64" / "mask_004.png").read_bytes())  # a mask changed in place
+    second = key(root)
+    assert second != first
+    (root / "gt" / "image_000.png").write_bytes((root / "gt" / "image_001.png").read_bytes())
+    assert key(root) not in (first, second)
+    (root / "train" / "image_00000.png").unlink()  # a split the point does not read
+    assert key(root) == key(root)
+
 
 def test_equal_decodings_have_equal_keys_and_equal_tokens():
     torch.manual_seed(0)

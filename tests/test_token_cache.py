@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from conftest import TINY_VQGAN
+from test_integrity import corrupt
 
 from maskgit.data.images import LAB_TEST, LAB_TRAIN
 from maskgit.data.layout import scan_layout
 from maskgit.data.token_cache import TokenCache, load_images
 from maskgit.models.vqgan import VQGAN
+from maskgit.utils.integrity import damage
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,17 @@ def test_cache_is_rebuilt_when_weights_files_or_normalisation_change(tmp_path, f
     regrouped = VQGAN(**TINY_VQGAN, norm_groups=8).eval()  # same weights, other outputs
     regrouped.load_state_dict(vqgan.state_dict())
     assert cache.path_for("train", regrouped, files, LAB_TRAIN) != base
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "zeroed", "unsealed"])
+def test_a_damaged_cache_is_named_and_encoded_again(tmp_path, files, vqgan, how, caplog):
+    cache = TokenCache(tmp_path)
+    tokens = cache.tokens("train", vqgan, files, LAB_TRAIN, batch_size=16)
+    (path,) = tmp_path.glob("train-*.pt")
+    corrupt(path, how)  # zeroed: 64 bytes inside the tokens, which would load without error
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(cache.tokens("train", vqgan, files, LAB_TRAIN, batch_size=16), tokens)
+    assert f"rebuilding token cache {path}" in caplog.text and damage(path) is None
 
 
 def test_an_interrupted_encoding_leaves_no_cache_file(tmp_path, files, vqgan, monkeypatch):

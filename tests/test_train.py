@@ -12,7 +12,7 @@ import torch
 from conftest import TINY_VQGAN, TRAINED_RUN
 from hydra.utils import instantiate
 
-from maskgit.errors import CheckpointError
+from maskgit.errors import CheckpointError, ConfigError
 from maskgit.maskgit import MaskGIT
 from maskgit.models.vqgan import VQGAN
 from maskgit.tasks.train import train
@@ -109,6 +109,13 @@ def test_debug_fast_reads_and_encodes_only_its_three_batches(train_cfg, tmp_path
     train(cfg)
     caches = sorted(p.name.split("-")[:2] for p in (tmp_path / "tokens").glob("*.pt"))
     assert caches == [["train", "15"], ["val", "15"]]
+
+
+def test_a_batch_larger_than_the_train_split_is_refused_before_any_work(train_cfg, tmp_path):
+    cfg = train_cfg("data.batch_size=200", f"paths.output_dir={tmp_path / 'run'}")  # 128 train images
+    with pytest.raises(ConfigError, match=r"data.batch_size=200 is more than the 128 training images"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()  # nothing encoded, nothing written
 
 
 def test_a_training_run_records_its_versions(trained_run):

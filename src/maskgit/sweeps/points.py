@@ -93,7 +93,7 @@ def data_identity(cfg: DictConfig) -> dict[str, Any]:
         files.append(layout.root / "gt_provenance.tsv")
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.parent.name}/{path.name}:{file_identity(str(path))}\n".encode())
+        digest.update(f"{path.relative_to(layout.root)}:{file_identity(str(path))}\n".encode())
     return {"files": len(files), "sha256": digest.hexdigest()}
 
 

@@ -112,7 +112,7 @@ def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None
         picture = methods_picture(pictures, truth[: int(cfg.baselines.picture_images)])
         save_picture(picture, out / "pictures" / "baselines.png")
     save_json(report, out / "metrics.json")
-    _log(build_loggers(cfg.get("logger")), rows, out)
+    _log(build_loggers(cfg.get("logger"), cfg.paths.cache_dir), rows, out)
     log.info("baselines: %s", out / "baselines.md")
     return report
 

@@ -82,7 +82,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures.partial",
         memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}")
 
-    loggers = build_loggers(cfg.get("logger"))
+    loggers = build_loggers(cfg.get("logger"), cfg.paths.cache_dir)
     try:
         trainer = test_trainer(cfg, loggers, partial, out / "pictures.partial")
         start = time.perf_counter()

@@ -107,7 +107,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         rank_zero_info(f"removed {len(removed)} partial checkpoint(s) of killed runs, e.g. {removed[0]}")
     if datamodule.serve == "tokens":
         datamodule.use_tokenizer(model.vqgan)
-    loggers = build_loggers(cfg.get("logger"))
+    loggers = build_loggers(cfg.get("logger"), cfg.paths.cache_dir)
     try:
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_callbacks(
             cfg.get("callbacks"), progress_bar=cfg.trainer.get("enable_progress_bar", True)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
@@ -27,7 +28,18 @@ def wandb_has_credentials() -> bool:
     return bool(wandb.login(prompt=False, verify=False))
 
 
-def build_loggers(cfg: DictConfig | None) -> list[Logger]:
+def library_files_in(cache_dir: str | os.PathLike) -> None:
+    """wandb's artifact staging files (~/.local/share/wandb) and debug logs go under the project's
+    cache folder, unless the user chose other folders: a run writes nothing outside its run folder
+    and the caches."""
+    for variable in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        os.environ.setdefault(variable, str(Path(cache_dir) / "wandb"))
+
+
+def build_loggers(cfg: DictConfig | None, cache_dir: str | os.PathLike | None = None) -> list[Logger]:
+    """The configured loggers; with `cache_dir`, the libraries' own files go there (library_files_in)."""
+    if cache_dir is not None:
+        library_files_in(cache_dir)
     loggers: list[Logger] = []
     for name, conf in (cfg or {}).items():
         if not isinstance(conf, DictConfig) or "_target_" not in conf:
