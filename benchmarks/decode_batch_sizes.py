@@ -25,7 +25,7 @@ import torch
 
 from maskgit.data.images import read_mask
 from maskgit.data.layout import scan_layout
-from maskgit.decoding import decode, pixel_to_token_mask
+from maskgit.decoding import DecodeSettings, decode, pixel_to_token_mask
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.perf import Grid, count_flops, peak_memory, reset_peak_memory, resolve_device, tflops, time_calls
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     def run(b: int) -> None:
         for i in range(args.batches):
             sl = slice(i * b, (i + 1) * b)
-            decode(model, tokens[sl], masked[sl], num_codes=codes, total_iter=args.total_iter,
+            decode(model, tokens[sl], masked[sl], DecodeSettings(total_iter=args.total_iter), num_codes=codes,
                    seeds=seeds[sl])
 
     seconds: dict[int, list[float]] = {b: [] for b in args.batch_sizes}

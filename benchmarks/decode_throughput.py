@@ -30,7 +30,7 @@ from torch import Tensor
 
 from maskgit.data.images import LAB_TEST, read_image, read_mask
 from maskgit.data.layout import scan_layout
-from maskgit.decoding import decode, get_schedule, pixel_to_token_mask
+from maskgit.decoding import DecodeSettings, decode, get_schedule, pixel_to_token_mask
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.models.vqgan import VQGAN
@@ -121,9 +121,10 @@ def pass_ours(transformer: BidirectionalTransformer, vqgan: VQGAN, tokens: Tenso
         clock = Clock(device)
         synchronize(device)
         start = time.perf_counter()
-        result = decode(clock.timed("transformer", transformer), tok, msk,
-                        num_codes=transformer.num_codebook_vectors, total_iter=args.total_iter,
-                        mask_func=args.mask_func, choice_temperature=args.choice_temperature, seeds=sd)
+        settings = DecodeSettings(total_iter=args.total_iter, mask_func=args.mask_func,
+                                  choice_temperature=args.choice_temperature)
+        result = decode(clock.timed("transformer", transformer), tok, msk, settings,
+                        num_codes=transformer.num_codebook_vectors, seeds=sd)
         clock.timed("vqgan", lambda t: LAB_TEST.to_uint8(vqgan.decode_tokens(t)))(result.tokens)
         synchronize(device)
         out.append((time.perf_counter() - start, clock.seconds, result.tokens))

@@ -41,12 +41,11 @@ import torch.multiprocessing as mp
 
 from maskgit.data.images import LAB_TEST, read_image
 from maskgit.data.layout import scan_layout
-from maskgit.decoding import decode
+from maskgit.decoding import DecodeSettings, decode
 from maskgit.errors import ConfigError, exit_on_user_error
-from maskgit.maskgit import MaskGIT
 from maskgit.metrics.fid import FIDSettings, extractor
 from maskgit.models.vqgan import VQGAN
-from maskgit.optim import build_adamw
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.perf import (
     LAB_EPOCH_IMAGES,
     Grid,
@@ -147,7 +146,7 @@ def train_section(sizes: Sizes, model: MaskGIT, device: torch.device, compile_mo
         eager.load_state_dict(initial)
         model.transformer = torch.compile(eager) if compiled else eager
         model.train()
-        optimizer = build_adamw(model.transformer, **model.optim_cfg)
+        optimizer = model.build_optimizer()
 
         def step(optimizer: torch.optim.Optimizer = optimizer) -> None:
             with autocast(device):
@@ -192,8 +191,9 @@ def decode_section(sizes: Sizes, model: MaskGIT, images: torch.Tensor, device: t
         with torch.no_grad(), autocast(device):
             for tok, msk, sd in zip(tokens.split(batch), masked.split(batch), seeds.split(batch),
                                     strict=True):
-                results.append(decode(model.transformer, tok, msk, num_codes=model.num_codes,
-                                      total_iter=total_iter, mask_func=mask_func, seeds=sd).tokens)
+                settings = DecodeSettings(total_iter=total_iter, mask_func=mask_func)
+                results.append(decode(model.transformer, tok, msk, settings, num_codes=model.num_codes,
+                                      seeds=sd).tokens)
         return torch.cat(results)
 
     one_point(grid.mask_funcs[0], 2)  # warm-up
@@ -248,7 +248,7 @@ def _ddp_worker(rank: int, world: int, backend: str, init_file: str, sizes: Size
         model = build_model(sizes, Path(workdir), device)
         ddp = torch.nn.parallel.DistributedDataParallel(
             model.transformer, device_ids=[rank] if backend == "nccl" else None)
-        optimizer = build_adamw(ddp.module, **model.optim_cfg)
+        optimizer = model.build_optimizer(ddp.module)
         gen = torch.Generator(device).manual_seed(100 + rank)  # each rank its own batch
         tokens = torch.randint(0, model.num_codes, (sizes.batch_size, model.transformer.num_image_tokens),
                                device=device, generator=gen)

@@ -26,10 +26,10 @@ from torch import Tensor
 
 from maskgit.data.datamodule import CatFaceDataModule
 from maskgit.data.images import LAB_TEST
-from maskgit.decoding import decode
+from maskgit.decoding import DecodeSettings, decode
 from maskgit.errors import ConfigError, exit_on_user_error
-from maskgit.maskgit import MaskGIT
 from maskgit.metrics.pixels import region_l1_psnr
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.utils.atomic import save_json
 
 SEED_STRIDE = 1_000_003  # as eval.py: image i of seed s decodes with seed i + s * SEED_STRIDE
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
     for t in args.temperatures:
         tokens = torch.cat([
             decode(model.transformer, test.tokens[i:i + args.batch_size],
-                   test.token_masks[i:i + args.batch_size], num_codes=model.num_codes,
-                   total_iter=args.total_iter, mask_func=args.mask_func, temperature=t,
-                   seeds=seeds[i:i + args.batch_size]).tokens
+                   test.token_masks[i:i + args.batch_size],
+                   DecodeSettings(total_iter=args.total_iter, mask_func=args.mask_func, temperature=t),
+                   num_codes=model.num_codes, seeds=seeds[i:i + args.batch_size]).tokens
             for i in range(0, n, args.batch_size)])
         add(f"T={args.total_iter} @ temp {t:g}", images_of(tokens), tokens)
 

@@ -33,9 +33,8 @@ from maskgit.data.images import LAB_TRAIN
 from maskgit.data.layout import scan_layout
 from maskgit.data.token_cache import TokenCache, load_images
 from maskgit.errors import ConfigError, exit_on_user_error
-from maskgit.maskgit import MaskGIT
 from maskgit.models.vqgan import VQGAN
-from maskgit.optim import build_adamw, warmup_cosine
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.perf import LAB_EPOCH_IMAGES, count_flops, peak_memory, resolve_device, synchronize, tflops
 from maskgit.utils.atomic import save_json
 from maskgit.utils.conf import model_configs
@@ -60,15 +59,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def train_steps(model: MaskGIT, initial: dict[str, Tensor], model_cfg: dict, batches: list[Tensor],
+def train_steps(model: MaskGIT, initial: dict[str, Tensor], batches: list[Tensor],
                 tokens_of: Callable[[Tensor], Tensor], warmup: int, seed: int,
                 device: torch.device) -> dict:
     """Run one MVTM training step per batch from `initial` weights; time the steps after `warmup`."""
     model.transformer.load_state_dict(initial)
     model.train()  # the VQGAN stays in eval mode (MaskGIT.train)
-    optimizer = build_adamw(model.transformer, **model_cfg["optimizer"])
-    scheduler = warmup_cosine(optimizer, model_cfg["scheduler"]["warmup_steps"], 10_000,
-                              model_cfg["scheduler"]["min_lr_ratio"])
+    optimizer = model.build_optimizer()  # model.optimizer / model.scheduler of the config
+    scheduler = model.build_scheduler(optimizer, total_steps=10_000)
     torch.manual_seed(seed)  # dropout
     masks = torch.Generator(device).manual_seed(seed)
     times, encode_times, losses = [], [], []
@@ -144,15 +142,15 @@ def main(argv: list[str] | None = None) -> dict:
             return indices
 
         results = {
-            "cache": train_steps(model, initial, model_cfg, token_batches, lambda t: t, args.warmup,
+            "cache": train_steps(model, initial, token_batches, lambda t: t, args.warmup,
                                  args.seed, device),
-            "encode": train_steps(model, initial, model_cfg, batches, encode, args.warmup,
+            "encode": train_steps(model, initial, batches, encode, args.warmup,
                                   args.seed, device),
         }
         mismatched = sum(int((e != t).sum()) for e, t in zip(encoded, token_batches, strict=True))
         if args.fused:
             model.transformer.set_fused_attention(True)
-            results["fused"] = train_steps(model, initial, model_cfg, token_batches, lambda t: t,
+            results["fused"] = train_steps(model, initial, token_batches, lambda t: t,
                                            args.warmup, args.seed, device)
         # FLOPs of one step (forward + backward; the optimiser's elementwise work is not counted)
         flops_step = count_flops(lambda: model._mvtm_loss(token_batches[0], None)[0].backward())

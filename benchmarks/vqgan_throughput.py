@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from maskgit.data.images import LAB_TRAIN, read_image
 from maskgit.data.layout import scan_layout
-from maskgit.vqgan_training import VQGANTraining
+from maskgit.modules.vqgan_training import VQGANTraining
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -39,8 +39,9 @@ class StepTimer(L.Callback):
 def images_per_second(vqgan: str, gan: bool, batch_size: int, steps: int, warmup: int) -> float:
     arch = OmegaConf.to_container(OmegaConf.load(CONF / "vqgan" / f"{vqgan}.yaml"))
     arch["ckpt_path"] = None
+    stage1 = OmegaConf.to_container(OmegaConf.load(CONF / "model" / "stage1.yaml"))
     model = VQGANTraining(vqgan=arch, loss={"disc": {"enabled": gan, "start": 0}},
-                          optimizer={"grad_clip": 1.0})
+                          **{k: stage1[k] for k in ("optimizer", "disc_lr", "grad_clip")})
     images = LAB_TRAIN.normalize(torch.randint(0, 256, (batch_size, 3, 64, 64), dtype=torch.uint8))
     data = DataLoader(images.repeat(steps + warmup, 1, 1, 1), batch_size=batch_size)
     timer = StepTimer()

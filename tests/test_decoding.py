@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from maskgit.decoding import (
     MASK_SCHEDULES,
     DecodeResult,
+    DecodeSettings,
     decode,
     get_schedule,
     pixel_to_token_mask,
@@ -59,8 +60,9 @@ def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def run(model, batch, **kw) -> DecodeResult:
     tokens, masked, seeds = batch
-    kw = {"total_iter": 6, "seeds": seeds, **kw}
-    return decode(model, tokens, masked, num_codes=CODES, **kw)
+    seeds, return_steps = kw.pop("seeds", seeds), kw.pop("return_steps", False)
+    settings = DecodeSettings(**{"total_iter": 6, **kw})
+    return decode(model, tokens, masked, settings, num_codes=CODES, seeds=seeds, return_steps=return_steps)
 
 
 def expected_masked(n: int, schedule: str, t: int, total_iter: int) -> int:
@@ -158,7 +160,7 @@ def test_decode_fills_a_real_mask(model):
     masked = pixel_to_token_mask(load_masks([mask_root() / "mask_000.png"]))
     assert 31 <= masked.sum() <= 139
     tokens = torch.randint(0, CODES, (1, L), generator=torch.Generator().manual_seed(2))
-    out = decode(model, tokens, masked, num_codes=CODES, total_iter=8,
+    out = decode(model, tokens, masked, DecodeSettings(total_iter=8), num_codes=CODES,
                  seeds=torch.tensor([0]), return_steps=True)
     assert torch.equal(out.tokens[~masked], tokens[~masked])
     assert out.tokens.max() < CODES
@@ -269,8 +271,9 @@ def test_codes_are_drawn_from_softmax_of_logits_over_temperature(temperature):
         return logits.expand(*tokens.shape, len(logits))
 
     out = decode(fixed, torch.zeros(images, length, dtype=torch.long),
-                 torch.ones(images, length, dtype=torch.bool), num_codes=len(logits), total_iter=1,
-                 temperature=temperature, seeds=torch.arange(images)).tokens
+                 torch.ones(images, length, dtype=torch.bool),
+                 DecodeSettings(total_iter=1, temperature=temperature), num_codes=len(logits),
+                 seeds=torch.arange(images)).tokens
     freq = torch.bincount(out.flatten(), minlength=len(logits)).double() / out.numel()
     expected = torch.softmax(logits.double() / temperature, 0)
     assert torch.allclose(freq, expected, atol=0.01), (freq, expected)  # 16,384 draws: sd < 0.004
@@ -342,12 +345,11 @@ def test_decoding_properties_on_random_problems(data, length, total_iter, schedu
     masked = torch.stack([torch.randperm(length, generator=g) < k for k in n])
     tokens = torch.randint(0, codes, masked.shape, generator=g)
     seeds = torch.randint(0, 2**62, (len(n),), generator=g)
-    kw = {"num_codes": codes, "total_iter": total_iter, "mask_func": schedule,
-          "confidence": confidence, "seeds": seeds}
-    out = decode(logits_fn, tokens, masked, return_steps=True, **kw)
+    settings = DecodeSettings(total_iter=total_iter, mask_func=schedule, confidence=confidence)
+    out = decode(logits_fn, tokens, masked, settings, num_codes=codes, seeds=seeds, return_steps=True)
     assert torch.equal(out.tokens[~masked], tokens[~masked])
     assert out.tokens.max() < codes
     for t, still in enumerate(out.step_masks):
         assert still.sum(1).tolist() == [expected_masked(k, schedule, t, total_iter) for k in n]
-    alone = decode(logits_fn, tokens[-1:], masked[-1:], **{**kw, "seeds": seeds[-1:]})
+    alone = decode(logits_fn, tokens[-1:], masked[-1:], settings, num_codes=codes, seeds=seeds[-1:])
     assert torch.equal(alone.tokens[0], out.tokens[-1])

@@ -12,8 +12,8 @@ from PIL import Image
 
 from maskgit.data.images import read_image, read_mask
 from maskgit.errors import MaskGITError
+from maskgit.identity import file_sha256
 from maskgit.tasks.eval import evaluate
-from maskgit.utils.digest import file_sha256
 
 N_TEST = 24
 
@@ -181,7 +181,7 @@ def test_missing_checkpoint_on_the_command_line_is_one_line(tmp_path):
 
 def test_other_sweet_spots_come_from_memory_and_equal_a_fresh_decode(tmp_path, cache_dir, data_root,
                                                                     trained_ckpt, inception_weights):
-    from maskgit.inpainting import _STEP_MEMO
+    from maskgit.modules.inpainting import _STEP_MEMO
 
     args = eval_overrides(trained_ckpt, data_root, inception_weights, 8) + [
         "total_iter=4", "metrics.fid.enabled=false", "pictures.num_images=0", "pictures.grid_images=0"]
@@ -201,12 +201,12 @@ def test_a_run_stopped_before_its_results_are_complete_publishes_no_pictures(
         tmp_path, cache_dir, data_root, trained_ckpt, inception_weights, monkeypatch):
     """Progression pictures are written while decoding, into pictures.partial: a run that dies
     before its results are complete leaves no pictures/, no test_results/ and no metrics.json."""
-    import maskgit.tasks.eval as eval_task
+    import maskgit.tasks.inpaint as inpaint_task
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(eval_task, "publish", killed)
+    monkeypatch.setattr(inpaint_task, "publish", killed)
     args = eval_overrides(trained_ckpt, data_root, inception_weights, 4) + ["metrics.fid.enabled=false"]
     with pytest.raises(KeyboardInterrupt):
         evaluate(compose_config("eval", args, tmp_path, cache_dir))

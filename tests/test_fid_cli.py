@@ -57,7 +57,7 @@ def test_same_folder_scores_zero_and_resizes_differ(folders, inception_weights, 
     tf = score_folders(*folders, FIDSettings(**settings), cache_dir=tmp_path)
     lab = score_folders(*folders, FIDSettings(**settings, resize="lab"), cache_dir=tmp_path)
     assert tf["fid"] > 1 and lab["fid"] != tf["fid"] and lab["fid"] == pytest.approx(tf["fid"], rel=0.1)
-    assert len(list(tmp_path.iterdir())) == 4  # each folder's features once per resize, then reused
+    assert len(list(tmp_path.glob("*.pt"))) == 4  # each folder's features once per resize, then reused
     assert score_folders(*folders, FIDSettings(**settings), cache_dir=tmp_path) == tf
 
 

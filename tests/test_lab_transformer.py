@@ -9,9 +9,9 @@ import torch
 from conftest import compose_config, eval_overrides
 
 from maskgit.errors import CheckpointError
-from maskgit.maskgit import MaskGIT
 from maskgit.models.lab_transformer import convert_lab_state_dict, role_of
 from maskgit.models.transformer import BidirectionalTransformer
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.tasks.eval import evaluate
 
 # How lab submissions name the four attention layers (query, key, value, output).

@@ -12,19 +12,23 @@ import os
 import re
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 
 from maskgit.decoding import get_schedule
 from maskgit.errors import CheckpointError, ConfigError
-from maskgit.maskgit import mvtm_mask
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.models.vqgan import VQGAN
-from maskgit.optim import param_groups
+from maskgit.modules.maskgit import MaskGIT, mvtm_mask
+from maskgit.optim import param_groups, partial_config
 
+ROOT = Path(__file__).resolve().parents[1]
 LAB_VQGAN_PARAMS = 70_775_299
 LAB_TRANSFORMER_PARAMS = 72_745_472
 LAB_DIM, LAB_LAYERS = 768, 15
@@ -322,6 +326,111 @@ def test_param_groups_leave_out_frozen_parameters():
     everything = [id(p) for g in param_groups(model, 0.01) for p in g["params"]]
     trainable = [id(p) for p in model.parameters() if p.requires_grad]
     assert sorted(everything) == sorted(trainable) and id(model.pos_emb) not in everything
+
+
+def test_param_groups_without_weight_decay_take_the_optimiser_s_own():
+    model = small_transformer()
+    groups = param_groups(model)
+    assert "weight_decay" not in groups[0] and groups[1]["weight_decay"] == 0.0
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.07)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.07, 0.0]
+
+
+# -- 6b. the optimiser and the schedule: Hydra partial nodes, recorded as config -----------------------
+TINY_TRANSFORMER = dict(num_image_tokens=256, num_codebook_vectors=128, dim=32, n_layers=1, hidden_dim=64,
+                        num_heads=2, dropout=0.0)
+
+
+def lab_nodes(**changes) -> dict:
+    """conf/model/lab.yaml's optimizer and scheduler nodes, `changes` ({node: {key: value}}) applied."""
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "lab.yaml"))
+    return {name: {**cfg[name], **changes.get(name, {})} for name in ("optimizer", "scheduler")}
+
+
+@pytest.fixture
+def tiny_vqgan_file(tiny_state, tmp_path) -> dict:
+    torch.save(tiny_state, tmp_path / "VQGAN.pt")
+    return {**TINY_VQGAN, "ckpt_path": str(tmp_path / "VQGAN.pt")}
+
+
+def lrs(scheduler, steps: int) -> list[float]:
+    out = []
+    for _ in range(steps):
+        out.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_maskgit_builds_the_configured_optimiser_and_schedule(tiny_vqgan_file):
+    nodes = lab_nodes(scheduler={"warmup_steps": 4})
+    model = MaskGIT(vqgan=tiny_vqgan_file, transformer=TINY_TRANSFORMER,
+                    **{k: instantiate(v) for k, v in nodes.items()})  # as train.py's instantiate passes them
+    optimizer = model.build_optimizer()
+    assert type(optimizer) is torch.optim.AdamW
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]  # Linear weights only
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 1e-4]
+    assert list(optimizer.param_groups[0]["betas"]) == [0.9, 0.96]
+    got = lrs(model.build_scheduler(optimizer, total_steps=20), 21)
+    assert got[:5] == pytest.approx([1e-4 * (1 + 3 * k / 4) / 4 for k in range(5)])  # lr/4 to lr linearly
+    assert all(a >= b for a, b in zip(got[4:], got[5:], strict=False))
+    assert got[20] == pytest.approx(0.01 * 1e-4)  # cosine down to min_lr_ratio * lr
+
+    # The checkpoint records plain configs (weights_only loads them) that build the same again.
+    assert model.hparams["optimizer"] == {"_target_": "torch.optim.adamw.AdamW", "_partial_": True,
+                                          "lr": 1e-4, "weight_decay": 0.01, "betas": [0.9, 0.96]}
+    assert model.hparams["scheduler"] == {"_target_": "maskgit.optim.warmup_cosine", "_partial_": True,
+                                          "warmup_steps": 4, "min_lr_ratio": 0.01}
+    assert partial_config(instantiate(nodes["optimizer"])) == model.hparams["optimizer"]
+    again = MaskGIT(**{**model.hparams, "vqgan": tiny_vqgan_file})
+    assert again.hparams == model.hparams
+    assert lrs(again.build_scheduler(again.build_optimizer(), 20), 21) == pytest.approx(got)
+
+
+def test_maskgit_without_an_optimiser_is_for_inference_only(tiny_vqgan_file):
+    model = MaskGIT(vqgan=tiny_vqgan_file, transformer=TINY_TRANSFORMER)
+    assert model.hparams["optimizer"] is None and model.hparams["scheduler"] is None
+    with pytest.raises(ConfigError, match="without model.optimizer"):
+        model.build_optimizer()
+
+
+def old_checkpoint(model: MaskGIT, path: Path, optimizer: dict, scheduler: dict) -> Path:
+    """A train.py checkpoint as written before the optimiser and the schedule were Hydra nodes:
+    their hyper-parameters plain dicts of values, the rest as now."""
+    hparams = {"vqgan": model.hparams["vqgan"], "transformer": model.hparams["transformer"],
+               "mvtm": {"masking": "schedule", "mask_func": "cosine", "bernoulli_p": 0.5,
+                        "label_smoothing": 0.1}, "optimizer": optimizer, "scheduler": scheduler,
+               "compile": False}
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("vqgan.")}
+    torch.save({"epoch": 2, "global_step": 48, "pytorch-lightning_version": L.__version__,
+                "state_dict": state, "hparams_name": "kwargs", "hyper_parameters": hparams,
+                "maskgit_vqgan": model.vqgan_record()}, path)
+    return path
+
+
+@pytest.mark.parametrize("recorded", ["full", "partial"])
+def test_a_checkpoint_written_before_the_optimiser_nodes_still_loads(tiny_vqgan_file, tmp_path, recorded):
+    torch.manual_seed(4)
+    trained = MaskGIT(vqgan=tiny_vqgan_file, transformer=TINY_TRANSFORMER)
+    if recorded == "full":  # what conf/model/*.yaml made train.py record
+        optimizer, scheduler = {"lr": 3e-3, "weight_decay": 0.02, "betas": [0.9, 0.96]}, \
+            {"warmup_steps": 4, "min_lr_ratio": 0.01}
+    else:  # keys left out took the code's defaults of then
+        optimizer, scheduler = {"lr": 3e-3}, {"warmup_steps": 4}
+    path = old_checkpoint(trained, tmp_path / "old.ckpt", optimizer, scheduler)
+
+    for model in (MaskGIT.from_checkpoint(str(path)),  # eval.py's loader
+                  MaskGIT.load_from_checkpoint(path, map_location="cpu")):  # Lightning's
+        assert all(torch.equal(a, b) for a, b in zip(model.transformer.state_dict().values(),
+                                                     trained.transformer.state_dict().values(), strict=True))
+        assert model.hparams["optimizer"]["_target_"] == "torch.optim.AdamW"  # now in the new format
+        opt = model.build_optimizer()
+        assert type(opt) is torch.optim.AdamW and opt.param_groups[0]["lr"] == 3e-3
+        assert [g["weight_decay"] for g in opt.param_groups] == [0.02 if recorded == "full" else 0.01, 0.0]
+        assert list(opt.param_groups[0]["betas"]) == [0.9, 0.96]
+        got = lrs(model.build_scheduler(opt, total_steps=10), 11)
+        assert max(got) == pytest.approx(3e-3) and got.index(max(got)) == 4
+        assert got[10] == pytest.approx((0.01 if recorded == "full" else 0.0) * 3e-3, abs=1e-12)
 
 
 # -- 7. MVTM masks ------------------------------------------------------------------------------

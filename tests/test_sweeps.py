@@ -12,9 +12,8 @@ import torch
 import yaml
 from conftest import ROOT, compose_config, run_cli, tiny_train_overrides
 
-from maskgit.decoding import MASK_SCHEDULES, decode
+from maskgit.decoding import MASK_SCHEDULES, DecodeSettings, decode
 from maskgit.errors import ConfigError
-from maskgit.inpainting import DecodeSettings
 from maskgit.sweeps.points import canonical_decoding, key_parts, point_key
 from maskgit.sweeps.syntax import expand_ranges, require_override
 from maskgit.sweeps.table import main as fid_table
@@ -85,9 +84,7 @@ def test_equal_decodings_have_equal_keys_and_equal_tokens():
 
     def result(mask_func="cosine", total_iter=8, sweet_spot=-1, temp=4.5, conf="prob", sampling=1.0):
         settings = DecodeSettings(mask_func, total_iter, sweet_spot, temp, conf, sampling)
-        out = decode(logits_fn, tokens, masked, num_codes=16, total_iter=total_iter, mask_func=mask_func,
-                     sweet_spot=sweet_spot, choice_temperature=temp, confidence=conf,
-                     temperature=sampling, seeds=seeds).tokens
+        out = decode(logits_fn, tokens, masked, settings, num_codes=16, seeds=seeds).tokens
         return canonical_decoding(settings), out
 
     one_step = [result(m, 1) for m in MASK_SCHEDULES] + [result("linear", 6, 0, 1.0, "logprob"),

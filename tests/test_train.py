@@ -13,8 +13,8 @@ from conftest import TINY_VQGAN, TRAINED_RUN
 from hydra.utils import instantiate
 
 from maskgit.errors import CheckpointError, ConfigError
-from maskgit.maskgit import MaskGIT
 from maskgit.models.vqgan import VQGAN
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.tasks.train import train
 
 STEPS_PER_EPOCH = 256 // 16

@@ -10,7 +10,9 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_VQGAN, compose_config, tiny_train_overrides
+from conftest import ROOT, TINY_VQGAN, compose_config, tiny_train_overrides
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.models.vgg import cfgs, make_layers
@@ -21,8 +23,8 @@ from maskgit.errors import ConfigError, user_error_in
 from maskgit.metrics.codebook import CodebookUsage
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.perceptual import VGG16_FILE, PerceptualLoss
+from maskgit.modules.vqgan_training import VQGANTraining, adaptive_weight
 from maskgit.tasks.train import train
-from maskgit.vqgan_training import VQGANTraining, adaptive_weight
 
 N_TRAIN, N_VAL, BATCH, PICTURES = 8, 4, 4, 3
 
@@ -59,6 +61,14 @@ def torch_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("torch_home")
     write_random_vgg16(home)
     return home
+
+
+def optimisation(**optimizer) -> dict:
+    """conf/model/stage1.yaml's optimiser settings as train.py passes them (the optimiser a partial),
+    `optimizer` changing keys of its node."""
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "stage1.yaml"))
+    return {"optimizer": instantiate({**cfg["optimizer"], **optimizer}), "disc_lr": cfg["disc_lr"],
+            "grad_clip": cfg["grad_clip"]}
 
 
 def stage1_overrides(data_root: Path, *extra: str) -> list[str]:
@@ -132,7 +142,8 @@ def test_checkpoint_is_a_vqgan_file_for_stage_two(stage1_run, tmp_path, cache_di
     assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
 
     # fine-tuning stage 1 starts from that file's weights
-    model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": str(last)}, loss={"disc": {"enabled": False}})
+    model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": str(last)}, loss={"disc": {"enabled": False}},
+                          **optimisation())
     assert model.vqgan.training and all(p.requires_grad for p in model.vqgan.parameters())
     assert torch.equal(model.vqgan.codebook.embedding.weight, vqgan.codebook.embedding.weight)
 
@@ -150,7 +161,7 @@ def test_adaptive_weight_is_the_gradient_norm_ratio_at_the_last_layer():
 def test_discriminator_is_not_updated_before_disc_start():
     torch.manual_seed(0)
     model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": None},
-                          loss={"disc": {"start": 1, "n_layers": 1, "channels": 8}})
+                          loss={"disc": {"start": 1, "n_layers": 1, "channels": 8}}, **optimisation())
     initial = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
     snapshots = []
 
@@ -172,7 +183,7 @@ def test_discriminator_is_not_updated_before_disc_start():
 def test_dead_codes_restart_onto_encoder_outputs_and_used_codes_stay():
     torch.manual_seed(0)
     model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": None}, loss={"disc": {"enabled": False}},
-                          optimizer={"lr": 0.0}, restart_dead_codes=2)  # lr 0: only restarts move codes
+                          **optimisation(lr=0.0), restart_dead_codes=2)  # lr 0: only restarts move codes
     before = model.vqgan.codebook.embedding.weight.detach().clone()
     images = LAB_TRAIN.normalize(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8))
     with torch.no_grad():
@@ -189,6 +200,26 @@ def test_dead_codes_restart_onto_encoder_outputs_and_used_codes_stay():
     # ... onto encoder outputs of the second batch (the one at the restart step)
     distances = torch.cdist(after[moved], latents, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
     assert distances.max() < 1e-5
+
+
+def test_optimisers_are_the_config_node_with_disc_lr_for_the_discriminator():
+    torch.manual_seed(0)
+    settings = {**optimisation(lr=1e-3), "disc_lr": 5e-4}
+    model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": None},
+                          loss={"disc": {"n_layers": 1, "channels": 8}}, **settings)
+    opt_g, opt_d = model.configure_optimizers()
+    assert type(opt_g) is type(opt_d) is torch.optim.Adam
+    assert [g["lr"] for g in opt_g.param_groups] == [1e-3] and [g["lr"] for g in opt_d.param_groups] == [5e-4]
+    assert list(opt_g.param_groups[0]["betas"]) == list(opt_d.param_groups[0]["betas"]) == [0.5, 0.9]
+    # the checkpoint records the optimiser as plain config, which builds the same optimisers again
+    record = dict(model.hparams)
+    assert record["optimizer"] == {"_target_": "torch.optim.adam.Adam", "_partial_": True, "lr": 1e-3,
+                                   "betas": [0.5, 0.9]}
+    assert (record["disc_lr"], record["grad_clip"]) == (5e-4, settings["grad_clip"])
+    again = VQGANTraining(**record).configure_optimizers()
+    assert [o.param_groups[0]["lr"] for o in again] == [1e-3, 5e-4]
+    no_disc_lr = VQGANTraining(**{**record, "disc_lr": None}).configure_optimizers()
+    assert [o.param_groups[0]["lr"] for o in no_disc_lr] == [1e-3, 1e-3]  # null: optimizer.lr
 
 
 def test_codebook_usage_perplexity_and_dead_codes_on_known_histograms():
@@ -220,7 +251,8 @@ def test_perceptual_loss_with_a_vgg16_file_is_frozen_and_outside_the_checkpoint(
     assert value.item() > 0 and y.grad.abs().sum() > 0
     assert not list(loss.parameters()) and not loss.state_dict()
 
-    model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": None}, loss={"perceptual_weight": 1.0})
+    model = VQGANTraining(vqgan={**TINY_VQGAN, "ckpt_path": None}, loss={"perceptual_weight": 1.0},
+                          **optimisation())
     assert all(k.split(".")[0] in ("vqgan", "discriminator") for k in model.state_dict())
     optimised = {id(p) for opt in model.configure_optimizers() for g in opt.param_groups for p in g["params"]}
     assert optimised == {id(p) for p in model.parameters()}  # the VGG16 is in no optimiser
@@ -249,7 +281,7 @@ def test_perceptual_loss_without_the_vgg16_file_is_one_line(where, tmp_path, mon
 @pytest.mark.parametrize("overrides, words", [
     (["model=stage1", "trainer.gradient_clip_val=null"], ["VQGANTraining", "data.serve=images"]),
     (["data.serve=images"], ["MaskGIT", "data.serve=tokens"]),
-    (["model=stage1", "data.serve=images"], ["gradient_clip_val=null", "model.optimizer.grad_clip"]),
+    (["model=stage1", "data.serve=images"], ["gradient_clip_val=null", "grad_clip"]),
 ])
 def test_model_and_data_of_different_stages_is_one_line(overrides, words, train_cfg):
     with pytest.raises(Exception) as info:

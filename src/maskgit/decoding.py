@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 import torch
@@ -40,6 +40,31 @@ MASK_SCHEDULES: dict[str, Schedule] = {
 }
 
 CONFIDENCES = ("prob", "logprob")
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Everything `decode` is asked to do, in one object (eval.py's decoding settings)."""
+
+    mask_func: str = "cosine"
+    total_iter: int = 8
+    sweet_spot: int = -1
+    choice_temperature: float = 4.5
+    confidence: str = "prob"
+    temperature: float = 1.0
+    seed: int = 0  # the run's seed; image i's noise is keyed by the seeds `decode` is given
+
+    def memo_key(self, scope: str) -> tuple:
+        """`scope` identifies the model and the test tokens; the sweet spot is left out."""
+        d = asdict(self)
+        d.pop("sweet_spot")
+        return (scope, *sorted(d.items()))
+
+    @property
+    def last_step(self) -> int:
+        """The step whose tokens are the result: the sweet spot, or the last step."""
+        t = self.sweet_spot
+        return self.total_iter - 1 if t < 0 or t >= self.total_iter - 1 else t
 
 
 def get_schedule(name: str) -> Schedule:
@@ -94,18 +119,13 @@ def decode(
     logits_fn: Callable[[Tensor], Tensor],
     tokens: Tensor,
     masked: Tensor,
+    settings: DecodeSettings,
     *,
     num_codes: int,
-    total_iter: int,
-    mask_func: str = "cosine",
-    sweet_spot: int = -1,
-    choice_temperature: float = 4.5,
-    confidence: str = "prob",
-    temperature: float = 1.0,
     seeds: Tensor,
     return_steps: bool = False,
 ) -> DecodeResult:
-    """Fill the `masked` (B, L) positions of `tokens` (B, L) in `total_iter` steps (MaskGIT).
+    """Fill the `masked` (B, L) positions of `tokens` (B, L) in `settings.total_iter` steps (MaskGIT).
 
     Step t (r = (t+1)/T) samples every masked token from softmax(logits[..., :num_codes] /
     temperature) (the lab: 1; 0 takes the most likely code; `sample_codes`), scores it by the
@@ -118,6 +138,9 @@ def decode(
     whole batch in one op (`maskgit.counter_noise`), so results do not depend on the batch, its size
     or the device, and no Python loop runs over images.
     """
+    s = settings
+    total_iter, mask_func, sweet_spot = s.total_iter, s.mask_func, s.sweet_spot
+    choice_temperature, confidence, temperature = s.choice_temperature, s.confidence, s.temperature
     if total_iter < 1:
         raise ConfigError(f"total_iter must be >= 1, got {total_iter}")
     if confidence not in CONFIDENCES:

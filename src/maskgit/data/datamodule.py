@@ -5,6 +5,11 @@
 over the VQGAN that the LightningModule owns.
 `serve="images"` (stage 1, VQGAN training): train/val images are decoded once into memory as uint8
 and served as lab-normalised float batches, train images randomly flipped left-right when `flip`.
+
+The module owns every split, the test split included: `masks` (see `mask_sources.mask_settings`)
+says which masks the test images carry. What a stage loads is kept in memory, keyed by its content
+(files, VQGAN, masks), so `prepare_data` and `setup` load it once, and the points of a sweep in one
+process share it.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from maskgit.data.images import LAB_TEST, LAB_TRAIN, read_image, read_mask
 from maskgit.data.layout import CatFaceLayout, scan_layout
+from maskgit.data.mask_sources import mask_settings, test_pixels
 from maskgit.data.synthetic import make_synthetic_dataset
-from maskgit.data.token_cache import TokenCache
+from maskgit.data.token_cache import TokenCache, encode_tensors
 from maskgit.decoding import pixel_to_token_mask
 from maskgit.errors import ConfigError
+from maskgit.identity import BoundedCache, files_digest, module_digest, tensor_digest
 from maskgit.models.vqgan import VQGAN
 
 SERVE = ("tokens", "images")
+_LOADED = BoundedCache(4)  # what stages loaded, by content (files, VQGAN, masks), in this process
 
 
 class ImageSet(Dataset):
@@ -74,8 +82,11 @@ class CatFaceDataModule(L.LightningDataModule):
                  cache_dir: str = ".cache/tokens", encode_batch_size: int = 128,
                  encode_device: str = "auto", limit: dict[str, int | None] | None = None,
                  check_images: bool = True, pin_memory: bool = True,
-                 synthetic: dict[str, int] | None = None, serve: str = "tokens", flip: bool = True):
-        """`batch_size` is per device (each DDP process loads this many)."""
+                 synthetic: dict[str, int] | None = None, serve: str = "tokens", flip: bool = True,
+                 masks: dict[str, Any] | None = None):
+        """`batch_size` is per device (each DDP process loads this many); `masks`: the test
+        images' masks (the `masks:` block of eval.py, see `mask_sources.mask_settings`; None: the data
+        set's own mask64/)."""
         super().__init__()
         if serve not in SERVE:
             raise ConfigError(f"data.serve must be one of {', '.join(SERVE)}, found {serve!r}")
@@ -88,6 +99,7 @@ class CatFaceDataModule(L.LightningDataModule):
         self.limit = dict(limit or {})
         self.check_images, self.pin_memory = check_images, pin_memory
         self.synthetic = dict(synthetic) if synthetic else None
+        self.masks = mask_settings(masks)
         self.vqgan: VQGAN | None = None
         self._layout: CatFaceLayout | None = None
         self._scanned: set[str] = set()
@@ -120,19 +132,24 @@ class CatFaceDataModule(L.LightningDataModule):
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.encode_device)
 
-    def _tokens(self, split: str, files, norm) -> Tensor:
+    def _tokenizer(self) -> VQGAN:
         if self.vqgan is None:
             raise ConfigError("CatFaceDataModule needs a VQGAN: call use_tokenizer(vqgan) first")
-        return self.token_cache.tokens(split, self.vqgan, files, norm, self.encode_batch_size,
+        return self.vqgan
+
+    def _tokens(self, split: str, files, norm) -> Tensor:
+        return self.token_cache.tokens(split, self._tokenizer(), files, norm, self.encode_batch_size,
                                        self._device())
 
     # -- Lightning hooks ------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        # One process per node, before `setup`: encode what this trainer run needs, once.
+        # One process per node, before `setup`: encode what this trainer run needs (kept in memory,
+        # so that `setup` in this process does not load it again).
         fn = self.trainer.state.fn if self.trainer is not None else None
-        if self.serve == "images" and fn not in ("test", "predict"):
-            return  # nothing to cache: images are decoded in `setup`
-        self._load("test" if fn in ("test", "predict") else "fit")
+        if fn in ("test", "predict"):
+            self.inpainting_set()
+        elif self.serve == "tokens":
+            self.token_splits()
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None and self.serve == "images":
@@ -140,31 +157,53 @@ class CatFaceDataModule(L.LightningDataModule):
             self.train_set = ImageSet(torch.stack([read_image(f) for f in layout.train_files]), self.flip)
             self.val_set = ImageSet(torch.stack([read_image(f) for f in layout.val_files]))
         if stage in ("fit", "validate") and self.train_set is None:
-            loaded = self._load(stage)
-            self.train_set = TensorDataset(loaded["train"])
-            self.val_set = TensorDataset(loaded["val"])
+            train, val = self.token_splits()
+            self.train_set, self.val_set = TensorDataset(train), TensorDataset(val)
         if stage in ("test", "predict") and self.test_set is None:
-            self.test_set = self._load(stage)["test"]
+            self.test_set = self.inpainting_set()
 
-    def _load(self, stage: str) -> dict[str, Any]:
-        if stage in ("fit", "validate"):
-            layout = self.layout_with("train", "val")
-            return {"train": self._tokens("train", layout.train_files, LAB_TRAIN),
-                    "val": self._tokens("val", layout.val_files, LAB_TRAIN)}
-        if self.test_set is not None:
-            return {"test": self.test_set}
-        return {"test": self.inpainting_set()}
+    # -- what the stages load, once per content ---------------------------------------------------
+    def token_splits(self) -> tuple[Tensor, Tensor]:
+        """Tokens of the train and val images (encoded once, then from the token cache)."""
+        layout = self.layout_with("train", "val")
+        vqgan = self._tokenizer()
+        key = ("fit", module_digest(vqgan), files_digest(layout.train_files), files_digest(layout.val_files))
+        return _LOADED.get_or_make(key, lambda: (self._tokens("train", layout.train_files, LAB_TRAIN),
+                                   self._tokens("val", layout.val_files, LAB_TRAIN)))
 
     def inpainting_set(self) -> InpaintingSet:
+        """The test split with the masks `self.masks` asks for, and its tokens."""
         layout = self.layout_with("test")
-        masks = torch.stack([read_mask(f) for f in layout.mask_files])
-        masked_images = torch.stack([read_image(f) for f in layout.test_files])
-        tokens = self._tokens("test", layout.test_files, LAB_TEST)
+        files = [*layout.test_files, *layout.mask_files, *(layout.gt_files or [])]
+        masks = repr(sorted(self.masks.items()))
+        key = ("test", module_digest(self._tokenizer()), files_digest(files), masks)
+        return _LOADED.get_or_make(key, lambda: self._build_inpainting_set(layout))
+
+    def _build_inpainting_set(self, layout: CatFaceLayout) -> InpaintingSet:
         gt_tokens = gt_images = None
         if layout.gt_files is not None:
             gt_tokens = self._tokens("gt", layout.gt_files, LAB_TEST)
             gt_images = torch.stack([read_image(f) for f in layout.gt_files])
-        return InpaintingSet(tokens, masks, masked_images, gt_tokens, gt_images)
+        if self.masks["source"] == "dataset":  # the files as given (gt/ optional)
+            known = torch.stack([read_mask(f) for f in layout.mask_files])
+            masked_images = torch.stack([read_image(f) for f in layout.test_files])
+            tokens = self._tokens("test", layout.test_files, LAB_TEST)
+        else:  # gt/ with generated masks
+            masked_images, known, gt_images = test_pixels(layout, self.masks)
+            tokens = self._pixel_tokens(f"masked-{self.masks['source']}", masked_images)
+        return InpaintingSet(tokens, known, masked_images, gt_tokens, gt_images)
+
+    def _pixel_tokens(self, name: str, images: Tensor) -> Tensor:
+        """Tokens (N, h*w) of in-memory uint8 test images, keyed by their content in the token cache."""
+        vqgan = self._tokenizer()
+        path = self.token_cache.path_for_digest(name, len(images), vqgan, "images:" + tensor_digest(images),
+                                                LAB_TEST)
+        what = f"encoding {len(images):,} {name} images"
+
+        def encode(device: torch.device) -> Tensor:
+            return encode_tensors(vqgan, images, LAB_TEST, self.encode_batch_size, device, what)
+
+        return self.token_cache.cached(path, vqgan, self._device(), what, encode)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool = False) -> DataLoader:
         collate = normalized_batch if isinstance(dataset, ImageSet) else None

@@ -1,13 +1,12 @@
 """Where the test split's masks come from: the data set's own mask64/, or a generator (`masks.py`).
 
 Generated masks are applied to the test ground truth gt/ exactly as the lab made masked_image/:
-`masked = gt * m + 128 * (1 - m)`. The masked images are encoded once by the VQGAN and kept in the
-token cache, keyed by the VQGAN and the masked images' content (hence by the masks).
+`masked = gt * m + 128 * (1 - m)`. Pixels only: the datamodule encodes them (token cache keyed by
+the masked images' content, hence by the masks).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -15,13 +14,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from maskgit.data.datamodule import CatFaceDataModule, InpaintingSet
-from maskgit.data.images import IMAGE_SIZE, LAB_TEST, read_image, read_mask
+from maskgit.data.images import IMAGE_SIZE, read_image, read_mask
 from maskgit.data.layout import CatFaceLayout
 from maskgit.data.masks import MASK_GENERATORS, check_mask_params, generate_masks
-from maskgit.data.token_cache import CACHE_VERSION, module_digest
 from maskgit.errors import ConfigError, DataError
-from maskgit.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +42,6 @@ def mask_settings(cfg: DictConfig | dict[str, Any] | None) -> dict[str, Any]:
     return {"source": source, "seed": seed, "params": check_mask_params(source, cfg.get(source), IMAGE_SIZE)}
 
 
-def build_test_set(datamodule: CatFaceDataModule, masks: dict[str, Any]) -> InpaintingSet:
-    """The test split with the masks `masks` (from `mask_settings`) asks for."""
-    if masks["source"] == "dataset":
-        return datamodule.inpainting_set()
-    return generated_mask_set(datamodule, masks)
-
-
 def test_pixels(layout: CatFaceLayout, masks: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
     """(masked images, known-pixel masks, ground truth) of the test split, pixels only (no VQGAN):
     the data set's own files, or gt/ with generated masks (mask i from (masks.seed, i), holes set to
@@ -68,34 +57,3 @@ def test_pixels(layout: CatFaceLayout, masks: dict[str, Any]) -> tuple[Tensor, T
                            **masks["params"])
     masked_images = torch.where(known[:, None], gt_images, torch.full_like(gt_images, HOLE_VALUE))
     return masked_images, known, gt_images
-
-
-def generated_mask_set(datamodule: CatFaceDataModule, masks: dict[str, Any]) -> InpaintingSet:
-    """gt/ images with generated masks, with their tokens (see `test_pixels`)."""
-    layout = datamodule.layout_with("test")
-    masked_images, known, gt_images = test_pixels(layout, masks)
-    tokens = _tokens_of(datamodule, f"masked-{masks['source']}", masked_images)
-    gt_tokens = datamodule._tokens("gt", layout.gt_files, LAB_TEST)
-    return InpaintingSet(tokens, known, masked_images, gt_tokens, gt_images)
-
-
-def _tokens_of(datamodule: CatFaceDataModule, name: str, images: Tensor) -> Tensor:
-    """Tokens (N, h*w) of in-memory uint8 test images, from the token cache or encoded now."""
-    vqgan = datamodule.vqgan
-    if vqgan is None:
-        raise ConfigError("CatFaceDataModule needs a VQGAN: call use_tokenizer(vqgan) first")
-    content = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()
-    key = hashlib.sha256("|".join([str(CACHE_VERSION), module_digest(vqgan), content,
-                                   repr(LAB_TEST)]).encode()).hexdigest()[:20]
-    path = datamodule.token_cache.cache_dir / f"{name}-{len(images)}-{key}.pt"
-    what = f"encoding {len(images):,} {name} images"
-
-    def encode(device: torch.device) -> Tensor:
-        tokens = []
-        with torch.no_grad(), progress(what, len(images)) as advance:
-            for batch in images.split(datamodule.encode_batch_size):
-                tokens.append(vqgan.tokenize(LAB_TEST.normalize(batch).to(device)).to("cpu", torch.int16))
-                advance(len(batch))
-        return torch.cat(tokens)
-
-    return datamodule.token_cache.cached(path, vqgan, datamodule._device(), what, encode)

@@ -1,14 +1,14 @@
 """Encode each split once with the frozen VQGAN and keep the tokens on disk.
 
-A cache file is keyed by a hash of the VQGAN weights, the image files (names and bytes) and the
-normalisation, so it is reused across runs and processes and rebuilt when any of them changes.
+A cache file is keyed (`maskgit.identity.key`) by the VQGAN's digest, the image files' names and
+contents and the normalisation, so it is reused across runs and processes and rebuilt when any of
+them changes.
 Files are written atomically and sealed (size and sha256, `maskgit.utils.integrity`): a truncated,
 zeroed or unsealed cache file is named in a warning and encoded again, never used.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,39 +17,14 @@ import torch
 from torch import Tensor
 
 from maskgit.data.images import Normalization, read_image
+from maskgit.identity import files_digest, key, module_digest
 from maskgit.models.vqgan import VQGAN
 from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
 from maskgit.utils.progress import is_rank_zero, progress
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
-
-
-def files_digest(files: Sequence[Path]) -> str:
-    """sha256 over the names and bytes of `files` (order matters)."""
-    h = hashlib.sha256()
-    for path in files:
-        h.update(Path(path).name.encode())
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()
-
-
-def module_digest(module: torch.nn.Module) -> str:
-    """sha256 over a module's state dict (names, shapes and bytes) and its `unsaved_settings` (what
-    changes its outputs outside the state dict, e.g. the VQGAN's GroupNorm groups); memoised."""
-    cached = getattr(module, "_maskgit_digest", None)
-    if cached is not None:
-        return cached
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    for key, value in sorted(getattr(module, "unsaved_settings", {}).items()):
-        h.update(f"{key}={value}".encode())
-    digest = h.hexdigest()
-    module._maskgit_digest = digest  # the VQGAN is frozen, so its digest never changes
-    return digest
+CACHE_VERSION = 2  # part of every cache file's key: bump when the tokens or the key scheme change
+# files_digest and module_digest live in maskgit.identity; imported above, they stay importable here
 
 
 def load_images(files: Sequence[Path], norm: Normalization) -> Tensor:
@@ -70,6 +45,18 @@ def encode_images(vqgan: VQGAN, files: Sequence[Path], norm: Normalization,
     return torch.cat(out) if out else torch.zeros(0, vqgan.latent_resolution**2, dtype=torch.int16)
 
 
+@torch.no_grad()
+def encode_tensors(vqgan: VQGAN, images: Tensor, norm: Normalization, batch_size: int, device: torch.device,
+                   description: str = "encoding") -> Tensor:
+    """Tokens (N, h*w) int16 of in-memory uint8 images (N, 3, H, W), encoded in batches on `device`."""
+    out = []
+    with progress(description, len(images)) as advance:
+        for batch in images.split(batch_size):
+            out.append(vqgan.tokenize(norm.normalize(batch).to(device)).to("cpu", torch.int16))
+            advance(len(batch))
+    return torch.cat(out) if out else torch.zeros(0, vqgan.latent_resolution**2, dtype=torch.int16)
+
+
 class TokenCache:
     """Token files under `cache_dir`, one per (split, VQGAN, files, normalisation)."""
 
@@ -77,9 +64,15 @@ class TokenCache:
         self.cache_dir = Path(cache_dir)
 
     def path_for(self, split: str, vqgan: VQGAN, files: Sequence[Path], norm: Normalization) -> Path:
-        key = hashlib.sha256("|".join([
-            str(CACHE_VERSION), module_digest(vqgan), files_digest(files), repr(norm)]).encode())
-        return self.cache_dir / f"{split}-{len(files)}-{key.hexdigest()[:20]}.pt"
+        return self.path_for_digest(split, len(files), vqgan, files_digest(files), norm)
+
+    def path_for_digest(self, name: str, count: int, vqgan: VQGAN, data_digest: str,
+                        norm: Normalization) -> Path:
+        """The cache file of `count` images whose content has `data_digest` (`files_digest` of image
+        files, or e.g. "images:" + `tensor_digest` of in-memory ones), encoded by `vqgan` after `norm`."""
+        parts = {"version": CACHE_VERSION, "vqgan": module_digest(vqgan), "data": data_digest,
+                 "norm": repr(norm)}
+        return self.cache_dir / f"{name}-{count}-{key(parts)}.pt"
 
     def tokens(self, split: str, vqgan: VQGAN, files: Sequence[Path], norm: Normalization,
                batch_size: int = 128, device: torch.device | str = "cpu") -> Tensor:

@@ -16,12 +16,9 @@ is what makes a bootstrap of a 2048-d FID affordable on a CPU.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 
 import torch
@@ -32,8 +29,8 @@ from torchmetrics.image.fid import NoTrainInceptionV3
 from torchmetrics.utilities import dim_zero_cat
 
 from maskgit.errors import ConfigError
+from maskgit.identity import BoundedCache, file_identity, key
 from maskgit.metrics.inception import default_weights
-from maskgit.utils.digest import file_sha256
 from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
 from maskgit.utils.progress import progress
 
@@ -74,7 +71,7 @@ class InceptionExtractor(torch.nn.Module):
         path = Path(settings.weights_path) if settings.weights_path else default_weights()
         if not path.is_file():
             raise ConfigError(f"metrics.fid.weights_path={path}: no such file (the FID Inception weights)")
-        self.weights_path, self.weights_sha256 = str(path), file_sha256(path)
+        self.weights_path, self.weights_sha256 = str(path), file_identity(path)
         self.features, self.resize = settings.features, settings.resize
         try:
             self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(settings.features)],
@@ -92,10 +89,14 @@ class InceptionExtractor(torch.nn.Module):
         return {"weights_sha256": self.weights_sha256, "features": self.features, "resize": self.resize}
 
 
-@cache
+_EXTRACTORS: BoundedCache[FIDSettings, InceptionExtractor] = BoundedCache(4)
+
+
 def extractor(settings: FIDSettings) -> InceptionExtractor:
-    """One network per (weights, layer, resize) in a process; the sampling settings do not matter."""
-    return InceptionExtractor(FIDSettings(settings.weights_path, settings.features, settings.resize))
+    """One network per (weights, layer, resize) in a process, the last few kept; the sampling
+    settings do not matter."""
+    net = FIDSettings(settings.weights_path, settings.features, settings.resize)
+    return _EXTRACTORS.get_or_make(net, lambda: InceptionExtractor(net))
 
 
 class FeatureBank(Metric):
@@ -129,8 +130,7 @@ def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable
     `total` (the number of images, when known) gives the progress bar its length.
     """
     parts = {"data": data_digest, **net.identity()}
-    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-    path = Path(cache_dir) / f"inception_features_{key}.pt"
+    path = Path(cache_dir) / f"inception_features_{key(parts, length=24)}.pt"
     found = load_cached(path, lambda p: torch_payload(p)["features"], "reference features")
     if found is not None:
         return found

@@ -18,6 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from maskgit.errors import DataError, exit_on_user_error
+from maskgit.identity import files_digest
 from maskgit.metrics.fid import FEATURE_SIZES, RESIZES, FIDSettings, extractor, reference_features, score
 from maskgit.metrics.inception import inception_cache_dir
 
@@ -66,8 +67,6 @@ def batches(files: Sequence[Path], batch_size: int) -> Iterator[torch.Tensor]:
 
 
 def folder_digest(files: Sequence[Path]) -> str:
-    from maskgit.data.token_cache import files_digest
-
     return "folder:" + files_digest(files)
 
 

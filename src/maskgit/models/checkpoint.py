@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from maskgit.errors import CheckpointError
 from maskgit.models.vqgan import VQGAN
-from maskgit.utils.conf import CONF_DIR
+from maskgit.utils.conf_dir import CONF_DIR
 from maskgit.utils.integrity import damage, seal_path
 
 # Where a wrapping file keeps its state dict, and prefixes a wrapper may put before the keys.

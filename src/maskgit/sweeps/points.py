@@ -18,10 +18,8 @@ damaged or unsealed entry is named in a warning and computed again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 from maskgit.data.layout import scan_layout
 from maskgit.data.mask_sources import mask_settings
 from maskgit.data.synthetic import make_synthetic_dataset
+from maskgit.decoding import DecodeSettings
 from maskgit.errors import DataError
-from maskgit.inpainting import DecodeSettings
+from maskgit.identity import file_identity, files_digest, key
 from maskgit.utils.atomic import save_json
-from maskgit.utils.digest import file_sha256
 from maskgit.utils.integrity import json_payload, load_cached, save_json_sealed
 
 log = logging.getLogger(__name__)
@@ -59,21 +57,13 @@ def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
             "temperature": s.temperature}
 
 
-@cache
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    del size, mtime_ns  # part of the cache key: a rewritten file is hashed again
-    return file_sha256(path)
-
-
-def file_identity(path: str | None) -> str | None:
-    """Content hash of a file (hashed once per process), or the path as given when it is missing."""
+def path_identity(path: str | None) -> str | None:
+    """Content hash of a file (`maskgit.identity.file_identity`), or the path as given when it is missing."""
     if path is None:
         return None
-    p = Path(path)
-    if not p.is_file():
+    if not Path(path).is_file():
         return f"missing:{path}"
-    st = p.stat()
-    return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    return file_identity(path)
 
 
 def data_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -91,10 +81,11 @@ def data_identity(cfg: DictConfig) -> dict[str, Any]:
     files = [*layout.val_files, *layout.test_files, *layout.mask_files, *(layout.gt_files or [])]
     if layout.in_trainval is not None:
         files.append(layout.root / "gt_provenance.tsv")
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.relative_to(layout.root)}:{file_identity(str(path))}\n".encode())
-    return {"files": len(files), "sha256": digest.hexdigest()}
+    try:
+        digest = files_digest(files, root=layout.root)
+    except OSError as err:  # removed since the scan: the run itself reports it
+        return {"unreadable": str(err)}
+    return {"files": len(files), "sha256": digest}
 
 
 def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
@@ -102,7 +93,7 @@ def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
     fid = cfg.metrics.fid
     return {
         "store_version": STORE_VERSION,
-        "checkpoint_sha256": file_identity(str(cfg.ckpt_path)),
+        "checkpoint_sha256": path_identity(str(cfg.ckpt_path)),
         "data": data_identity(cfg),
         "decoding": canonical_decoding(settings),
         "seed": int(cfg.seed),
@@ -135,7 +126,7 @@ def _lab_file_parts(cfg: DictConfig) -> dict[str, Any] | None:
         return None
     names = cfg.get("lab_attention_names")
     return {"transformer": OmegaConf.to_container(cfg.model.transformer, resolve=True),
-            "vqgan": file_identity(cfg.get("vqgan_ckpt_path") or cfg.model.vqgan.get("ckpt_path")),
+            "vqgan": path_identity(cfg.get("vqgan_ckpt_path") or cfg.model.vqgan.get("ckpt_path")),
             "attention_names": list(names) if names else None}
 
 
@@ -144,11 +135,11 @@ def _inception_identity(weights_path: str | None) -> str:
         from maskgit.metrics.inception import default_weights  # the packaged genuine weights
 
         weights_path = default_weights()
-    return file_identity(str(weights_path))
+    return path_identity(str(weights_path))
 
 
 def point_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return key(parts)
 
 
 def store_dir(cfg: DictConfig) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import logging
 import os
 import sys
@@ -92,21 +93,34 @@ def _parse(overrides: Sequence[str]) -> list[tuple[str, Any]]:
             for o in parsed]
 
 
+def _grid(overrides: Sequence[str]) -> list[list[str]]:
+    """Every point's override list, as Hydra's basic sweeper expands a command line: the cartesian
+    product of the sweeps' values (choice, range), one `key=value` per key (a later one replaces an
+    earlier one), keys in their first order. Public API only (hydra.core.override_parser)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    per_key: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            per_key[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            per_key[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise ConfigError(f"{key}: the basic sweeper does not sweep {override.value_type.name} values")
+    return [list(point) for point in itertools.product(*per_key.values())]
+
+
 def _planned(sweep_dir: Path) -> tuple[list[list[str]] | None, dict[str, Any]]:
     """Every point's override list as Hydra's basic sweeper makes them, and the sweep's config."""
     file = sweep_dir / "multirun.yaml"
     if not file.is_file():
         return None, {}
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     conf = OmegaConf.load(file)
     hydra = conf.pop("hydra", None) or {}
     params = [f"{k}={v}" for k, v in (OmegaConf.select(hydra, "sweeper.params") or {}).items()]
     task = list(OmegaConf.select(hydra, "overrides.task") or [])
-    overrides = OverridesParser.create().parse_overrides(params + task)
-    (batch,) = BasicSweeper.split_arguments(overrides, None)
-    return batch, OmegaConf.to_container(conf, resolve=False)
+    return _grid(params + task), OmegaConf.to_container(conf, resolve=False)
 
 
 def _select(config: dict[str, Any], key: str) -> Any:

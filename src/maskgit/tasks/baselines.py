@@ -5,13 +5,12 @@ On the same test images and masks as inpainting (any `masks.source`), each metho
 KID, hole L1/PSNR and SSIM. The VQGAN ceiling rows need a VQGAN: the one a stage-2 `ckpt_path`
 names, or `vqgan.ckpt_path` (a VQGAN file or a stage-1 checkpoint) with its `vqgan=` architecture.
 Writes `baselines.md`, `baselines.csv`, `pictures/baselines.png` (a row per method on the same
-images), `metrics.json`; the table and picture also go to wandb.
+images), `metrics.json` (by the runner); the table and picture also go to wandb.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -26,8 +25,8 @@ from torchvision.utils import make_grid
 
 from maskgit import baselines
 from maskgit.data.mask_sources import mask_settings, test_pixels
-from maskgit.data.token_cache import files_digest
 from maskgit.errors import ConfigError
+from maskgit.identity import files_digest, module_digest, tensor_digest
 from maskgit.metrics.fid import (
     FIDSettings,
     extractor,
@@ -40,10 +39,8 @@ from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.vqgan import VQGAN
 from maskgit.pictures import save_picture
-from maskgit.utils.atomic import atomic_path, save_json
-from maskgit.utils.config import save_config_tree
-from maskgit.utils.loggers import build_loggers, finish_loggers
-from maskgit.utils.versions import versions
+from maskgit.tasks.runner import EvalTask, Run, model_for
+from maskgit.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -53,68 +50,86 @@ COLUMNS = ("fid", "fid_ci95_low", "fid_ci95_high", "fid_unseen", "fid_unseen_ci9
            "fid_unseen_ci95_high", "kid_mean", "kid_std", "hole_psnr", "hole_l1", "ssim")
 
 
-def run_baselines(cfg: DictConfig, picture_rows: dict[str, Tensor] | None = None) -> dict[str, Any]:
+class Baselines(EvalTask):
     """`picture_rows`: results to show above the baselines in the picture (e.g. a model's inpainting
     of the first `baselines.picture_images` test images)."""
-    if OmegaConf.is_missing(cfg, "ckpt_path"):  # optional here: only the ceiling rows use a model
-        with open_dict(cfg):
-            cfg.ckpt_path = None
-    methods = list(cfg.baselines.methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ConfigError(f"baselines.methods: unknown {unknown or 'empty list'}; "
-                          f"valid: {', '.join(METHODS)}")
-    masks = mask_settings(cfg.get("masks"))
-    out = Path(cfg.paths.output_dir)
-    save_config_tree(cfg, out)
-    layout = instantiate(cfg.data).check(splits=("test",))
-    masked, known, truth = test_pixels(layout, masks)
-    fid = fid_settings(cfg)
-    vqgan = _vqgan(cfg) if any(m in CEILING for m in methods) else None
-    if vqgan is None and any(m in CEILING for m in methods):
-        log.warning("baselines: no VQGAN given (ckpt_path or vqgan.ckpt_path): the VQGAN ceiling rows are "
-                    "left out")
-        methods = [m for m in methods if m not in CEILING]
-    unseen = (~torch.tensor(layout.in_trainval, dtype=torch.bool)
-              if layout.in_trainval is not None and cfg.metrics.fid.unseen_subset else None)
-    cache = Path(cfg.paths.cache_dir) / "fid"
-    reference = (reference_features(extractor(fid), lambda: truth.split(64),
-                                    data_digest=files_digest(layout.gt_files), cache_dir=cache,
-                                    total=len(truth))
-                 if fid else None)
 
-    rows: dict[str, dict[str, float]] = {}
-    pictures: dict[str, Tensor] = dict(picture_rows or {})
-    seconds: dict[str, float] = {}
-    ceiling = None
-    for method in methods:
-        start = time.perf_counter()
-        if method in CEILING:
-            ceiling = baselines.vqgan_ceiling(vqgan, truth) if ceiling is None else ceiling
-            images = ceiling if method == "vqgan_ceiling" else baselines.paste_known(ceiling, masked, known)
-        else:
-            images = baselines.CLASSICAL[method](masked, known)
-        rows[method] = score_images(images, truth, known, fid=fid, reference=reference, unseen=unseen,
-                                    cache_dir=cache)
-        pictures[method] = images[: int(cfg.baselines.picture_images)]
-        seconds[method] = round(time.perf_counter() - start, 2)
-        log.info("baselines: %s %s", method, {k: round(v, 4) for k, v in rows[method].items()})
+    name = "baselines"
+    stores_points = False  # no decoding: nothing a sweep would repeat
 
-    report = {"task": "baselines", "methods": list(rows), "metrics": rows, "num_images": len(truth),
-              "masks": masks,
-              "timings_s": seconds, "vqgan": _vqgan_record(cfg, vqgan),
-              "fid": {**(settings_record(fid) if fid else {}),
-                      "unseen_images": int(unseen.sum()) if unseen is not None else None},
-              "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions()}
-    write_table(rows, out / "baselines.md", out / "baselines.csv",
-                title=f"Baselines on {len(truth)} test images, masks {masks['source']}")
-    if pictures:
-        picture = methods_picture(pictures, truth[: int(cfg.baselines.picture_images)])
-        save_picture(picture, out / "pictures" / "baselines.png")
-    save_json(report, out / "metrics.json")
-    _log(build_loggers(cfg.get("logger"), cfg.paths.cache_dir), rows, out)
-    log.info("baselines: %s", out / "baselines.md")
-    return report
+    def __init__(self, picture_rows: dict[str, Tensor] | None = None):
+        self.picture_rows = dict(picture_rows or {})
+
+    def settings(self, cfg: DictConfig) -> None:
+        if OmegaConf.is_missing(cfg, "ckpt_path"):  # optional here: only the ceiling rows use a model
+            with open_dict(cfg):
+                cfg.ckpt_path = None
+        self.methods = list(cfg.baselines.methods)
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ConfigError(f"baselines.methods: unknown {unknown or 'empty list'}; "
+                              f"valid: {', '.join(METHODS)}")
+        self.masks = mask_settings(cfg.get("masks"))
+
+    def load(self, cfg: DictConfig) -> VQGAN | None:
+        self.layout = instantiate(cfg.data).check(splits=("test",))
+        vqgan = _vqgan(cfg) if any(m in CEILING for m in self.methods) else None
+        if vqgan is None and any(m in CEILING for m in self.methods):
+            log.warning("baselines: no VQGAN given (ckpt_path or vqgan.ckpt_path): the VQGAN ceiling rows "
+                        "are left out")
+            self.methods = [m for m in self.methods if m not in CEILING]
+        return vqgan
+
+    def run(self, run: Run) -> dict[str, Any]:
+        cfg, out, vqgan, layout = run.cfg, run.out, run.loaded, self.layout
+        masked, known, truth = test_pixels(layout, self.masks)
+        fid = fid_settings(cfg)
+        unseen = (~torch.tensor(layout.in_trainval, dtype=torch.bool)
+                  if layout.in_trainval is not None and cfg.metrics.fid.unseen_subset else None)
+        cache = Path(cfg.paths.cache_dir) / "fid"
+        reference = (reference_features(extractor(fid), lambda: truth.split(64),
+                                        data_digest=files_digest(layout.gt_files), cache_dir=cache,
+                                        total=len(truth))
+                     if fid else None)
+        rows: dict[str, dict[str, float]] = {}
+        pictures: dict[str, Tensor] = dict(self.picture_rows)
+        seconds: dict[str, float] = {}
+        ceiling = None
+        for method in self.methods:
+            start = time.perf_counter()
+            if method in CEILING:
+                ceiling = baselines.vqgan_ceiling(vqgan, truth) if ceiling is None else ceiling
+                images = (ceiling if method == "vqgan_ceiling"
+                          else baselines.paste_known(ceiling, masked, known))
+            else:
+                images = baselines.CLASSICAL[method](masked, known)
+            rows[method] = score_images(images, truth, known, fid=fid, reference=reference, unseen=unseen,
+                                        cache_dir=cache)
+            pictures[method] = images[: int(cfg.baselines.picture_images)]
+            seconds[method] = round(time.perf_counter() - start, 2)
+            log.info("baselines: %s %s", method, {k: round(v, 4) for k, v in rows[method].items()})
+        write_table(rows, out / "baselines.md", out / "baselines.csv",
+                    title=f"Baselines on {len(truth)} test images, masks {self.masks['source']}")
+        if pictures:
+            picture = methods_picture(pictures, truth[: int(cfg.baselines.picture_images)])
+            save_picture(picture, out / "pictures" / "baselines.png")
+        log.info("baselines: %s", out / "baselines.md")
+        return {"methods": list(rows), "metrics": rows, "num_images": len(truth), "masks": self.masks,
+                "timings_s": seconds, "vqgan": _vqgan_record(vqgan),
+                "fid": {**(settings_record(fid) if fid else {}),
+                        "unseen_images": int(unseen.sum()) if unseen is not None else None}}
+
+    def log(self, loggers: list, report: dict[str, Any], out: Path) -> None:
+        rows = report["metrics"]
+        columns = ["method", *COLUMNS]
+        data = [[name, *(m.get(c) for c in COLUMNS)] for name, m in rows.items()]
+        for logger in loggers:
+            logger.log_metrics({f"baselines/{name}/{k}": v for name, m in rows.items() for k, v in m.items()})
+            if hasattr(logger, "log_table"):
+                logger.log_table("baselines/table", columns=columns, data=data)
+            picture = out / "pictures" / "baselines.png"
+            if hasattr(logger, "log_image") and picture.is_file():
+                logger.log_image("baselines/pictures", [str(picture)], caption=[" / ".join(rows)])
 
 
 def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettings | None,
@@ -124,7 +139,7 @@ def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettin
     ssim = structural_similarity_index_measure(images.float() / 255, truth.float() / 255, data_range=1.0)
     out = {"hole_l1": float(l1.mean()), "hole_psnr": float(psnr.mean()), "ssim": float(ssim)}
     if fid is not None:
-        digest = "images:" + hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()
+        digest = "images:" + tensor_digest(images)
         feats = reference_features(extractor(fid), lambda: images.split(64), data_digest=digest,
                                    cache_dir=cache_dir, total=len(images))
         out.update(score(feats, reference, fid, paired=True))
@@ -178,8 +193,6 @@ def methods_picture(pictures: dict[str, Tensor], truth: Tensor, label_width: int
 def _vqgan(cfg: DictConfig) -> VQGAN | None:
     """The VQGAN of a stage-2 `ckpt_path`, else `vqgan_ckpt_path` / `vqgan.ckpt_path` with `vqgan=`."""
     if cfg.ckpt_path:
-        from maskgit.tasks.eval import model_for
-
         return model_for(cfg)[0].vqgan
     path = cfg.get("vqgan_ckpt_path") or cfg.vqgan.get("ckpt_path")
     if not path:
@@ -187,24 +200,7 @@ def _vqgan(cfg: DictConfig) -> VQGAN | None:
     return build_vqgan({**OmegaConf.to_container(cfg.vqgan, resolve=True), "ckpt_path": path})
 
 
-def _vqgan_record(cfg: DictConfig, vqgan: VQGAN | None) -> dict[str, Any] | None:
+def _vqgan_record(vqgan: VQGAN | None) -> dict[str, Any] | None:
     if vqgan is None:
         return None
-    from maskgit.data.token_cache import module_digest
-
     return {"config": dict(vqgan.config), "sha256": module_digest(vqgan)}
-
-
-def _log(loggers: list, rows: dict[str, dict[str, float]], out: Path) -> None:
-    try:
-        columns = ["method", *COLUMNS]
-        data = [[name, *(m.get(c) for c in COLUMNS)] for name, m in rows.items()]
-        for logger in loggers:
-            logger.log_metrics({f"baselines/{name}/{k}": v for name, m in rows.items() for k, v in m.items()})
-            if hasattr(logger, "log_table"):
-                logger.log_table("baselines/table", columns=columns, data=data)
-            picture = out / "pictures" / "baselines.png"
-            if hasattr(logger, "log_image") and picture.is_file():
-                logger.log_image("baselines/pictures", [str(picture)], caption=[" / ".join(rows)])
-    finally:
-        finish_loggers(loggers)

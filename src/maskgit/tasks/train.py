@@ -1,7 +1,7 @@
 """Training: compose -> check data -> instantiate -> fit. Loggers are always closed.
 
-The model config decides the stage: maskgit.maskgit.MaskGIT (stage 2) reads VQGAN tokens,
-maskgit.vqgan_training.VQGANTraining (stage 1, `experiment=vqgan`) reads images.
+The model config decides the stage: maskgit.modules.maskgit.MaskGIT (stage 2) reads VQGAN tokens,
+maskgit.modules.vqgan_training.VQGANTraining (stage 1, `experiment=vqgan`) reads images.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maskgit.data.datamodule import CatFaceDataModule
 from maskgit.errors import ConfigError
-from maskgit.maskgit import MaskGIT
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.resume import check_resume_checkpoint
 from maskgit.settings import check_settings
 from maskgit.sweeps.multirun import device_count
@@ -52,7 +52,7 @@ def check_stage(model: L.LightningModule, datamodule: CatFaceDataModule, trainer
     if not model.automatic_optimization:
         if trainer_cfg.get("gradient_clip_val"):
             raise ConfigError(f"{type(model).__name__} steps its optimisers itself: set "
-                              "trainer.gradient_clip_val=null and clip with model.optimizer.grad_clip")
+                              "trainer.gradient_clip_val=null and clip with model.grad_clip")
         if trainer_cfg.get("accumulate_grad_batches", 1) != 1:
             raise ConfigError(f"{type(model).__name__} steps its optimisers itself: "
                               "trainer.accumulate_grad_batches must be 1")

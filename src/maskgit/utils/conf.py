@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"  # a source checkout's conf/
+from maskgit.utils.conf_dir import CONF_DIR
 
 
 def model_configs(vqgan: str, model: str) -> tuple[dict, dict]:

@@ -7,7 +7,6 @@ one checks that the VQGAN at hand is the one the transformer was trained on.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
@@ -16,15 +15,20 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
-from maskgit.data.token_cache import module_digest
 from maskgit.decoding import get_schedule
 from maskgit.errors import CheckpointError, ConfigError
+from maskgit.identity import module_digest
 from maskgit.models.checkpoint import build_vqgan, load_strict, read_weights_file
 from maskgit.models.lab_transformer import convert_lab_state_dict, lab_state_dict
 from maskgit.models.transformer import BidirectionalTransformer
-from maskgit.optim import build_adamw, warmup_cosine
+from maskgit.optim import Spec, as_partial, node_config, param_groups
 
 VQGAN_RECORD = "maskgit_vqgan"
+# How checkpoints written before the optimiser and the schedule were Hydra nodes are read: their
+# hyper-parameters hold {lr, weight_decay, betas} and {warmup_steps, min_lr_ratio} without `_target_`,
+# and those values, where a record lacks them, were the code's defaults then. Never used for a new model.
+LEGACY_OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 1e-4, "weight_decay": 0.01, "betas": (0.9, 0.96)}
+LEGACY_SCHEDULER = {"_target_": "maskgit.optim.warmup_cosine", "warmup_steps": 1000, "min_lr_ratio": 0.0}
 
 
 def mvtm_mask(batch: int, length: int, *, masking: str, mask_func: str, bernoulli_p: float,
@@ -46,18 +50,30 @@ def mvtm_mask(batch: int, length: int, *, masking: str, mask_func: str, bernoull
 
 class MaskGIT(L.LightningModule):
     def __init__(self, vqgan: dict[str, Any], transformer: dict[str, Any],
-                 mvtm: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
-                 scheduler: dict[str, Any] | None = None, compile: bool = False,
+                 mvtm: dict[str, Any] | None = None, optimizer: Spec | None = None,
+                 scheduler: Spec | None = None, compile: bool = False,
                  vqgan_setting: str = "vqgan.ckpt_path"):
-        """`vqgan_setting`: the option that names the VQGAN file here, for error messages (train.py:
+        """`optimizer`: a partial taking parameter groups (the `model.optimizer` node, `_partial_: true`);
+        `scheduler`: a partial taking (optimizer, total_steps) (the `model.scheduler` node). Either may
+        also be its config (a checkpoint's record). Their values live in conf/model/*.yaml only; None
+        (the default) is a model for inference: decoding, or a checkpoint loaded by eval.py.
+        `vqgan_setting`: the option that names the VQGAN file here, for error messages (train.py:
         vqgan.ckpt_path; eval.py, which loads a checkpoint: vqgan_ckpt_path). Not a hyperparameter."""
         super().__init__()
-        self.save_hyperparameters(ignore=["vqgan_setting"])
+        # A config (a checkpoint's record) is only built when training starts: loading a checkpoint
+        # to evaluate it never imports what its optimiser or schedule name.
+        self._optimizer_node = optimizer if callable(optimizer) else node_config(
+            optimizer, "model.optimizer", LEGACY_OPTIMIZER)
+        self._scheduler_node = scheduler if callable(scheduler) else node_config(
+            scheduler, "model.scheduler", LEGACY_SCHEDULER)
+        # Partials do not serialise: the checkpoint records their configs (plain values).
+        self.save_hyperparameters({"vqgan": vqgan, "transformer": transformer, "mvtm": mvtm,
+                                   "optimizer": node_config(self._optimizer_node, "model.optimizer"),
+                                   "scheduler": node_config(self._scheduler_node, "model.scheduler"),
+                                   "compile": compile})
         self.vqgan_setting = vqgan_setting
         self.mvtm = {"masking": "schedule", "mask_func": "cosine", "bernoulli_p": 0.5,
                      "label_smoothing": 0.0, **(mvtm or {})}
-        self.optim_cfg = {"lr": 1e-4, "weight_decay": 0.01, "betas": (0.9, 0.96), **(optimizer or {})}
-        self.sched_cfg = {"warmup_steps": 1000, "min_lr_ratio": 0.0, **(scheduler or {})}
         get_schedule(self.mvtm["mask_func"])  # fail at construction on a bad name
         self.vqgan = build_vqgan(vqgan, vqgan_setting)
         if transformer.get("num_codebook_vectors") != self.vqgan.num_codebook_vectors:
@@ -109,12 +125,22 @@ class MaskGIT(L.LightningModule):
         self.log("val/masked_token_accuracy", self.val_accuracy, batch_size=len(tokens))
 
     # -- optimisation ---------------------------------------------------------------------------
+    def build_optimizer(self, module: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        """The configured optimiser on `module`'s (default: the transformer's) parameter groups:
+        weight decay on Linear weights only."""
+        if self._optimizer_node is None:
+            raise ConfigError("this MaskGIT was built without model.optimizer: it cannot be trained")
+        return as_partial(self._optimizer_node)(param_groups(self.transformer if module is None else module))
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: float) -> Any:
+        """The configured per-step schedule over `total_steps` optimiser steps (inf: an endless run)."""
+        if self._scheduler_node is None:
+            raise ConfigError("this MaskGIT was built without model.scheduler: it cannot be trained")
+        return as_partial(self._scheduler_node)(optimizer, total_steps=total_steps)
+
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_adamw(self.transformer, **self.optim_cfg)
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if math.isfinite(total) else int(self.sched_cfg["warmup_steps"]) * 10
-        scheduler = warmup_cosine(optimizer, self.sched_cfg["warmup_steps"], total,
-                                  self.sched_cfg["min_lr_ratio"])
+        optimizer = self.build_optimizer()
+        scheduler = self.build_scheduler(optimizer, self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 

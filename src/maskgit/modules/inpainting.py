@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +20,14 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from maskgit.data.images import LAB_TEST, read_image, write_png
-from maskgit.decoding import decode
-from maskgit.maskgit import MaskGIT
+from maskgit.decoding import DecodeSettings, decode
 from maskgit.metrics.fid import FeatureBank, FIDSettings, extractor, reference_features, score
 from maskgit.metrics.pixels import region_l1_psnr
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.pictures import progression_picture
 
 # Per-step tokens of finished decodings, keyed by everything but the sweet spot (see `DecodeSettings`).
 _STEP_MEMO: dict[tuple, dict[int, tuple[Tensor, Tensor]]] = defaultdict(dict)
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    mask_func: str = "cosine"
-    total_iter: int = 8
-    sweet_spot: int = -1
-    choice_temperature: float = 4.5
-    confidence: str = "prob"
-    temperature: float = 1.0
-    seed: int = 0
-
-    def memo_key(self, scope: str) -> tuple:
-        """`scope` identifies the model and the test tokens; the sweet spot is left out."""
-        d = asdict(self)
-        d.pop("sweet_spot")
-        return (scope, *sorted(d.items()))
-
-    @property
-    def last_step(self) -> int:
-        """The step whose tokens are the result: the sweet spot, or the last step."""
-        t = self.sweet_spot
-        return self.total_iter - 1 if t < 0 or t >= self.total_iter - 1 else t
 
 
 class InpaintingEvaluator(L.LightningModule):
@@ -96,11 +72,8 @@ class InpaintingEvaluator(L.LightningModule):
             tokens, masks = zip(*(self.memo[i] for i in index), strict=True)
             return torch.stack(tokens, 1).to(self.device).long(), torch.stack(masks, 1).to(self.device)
         s = self.settings
-        result = decode(self.model.transformer, batch["tokens"], batch["masked"],
-                        num_codes=self.model.num_codes, total_iter=s.total_iter,
-                        mask_func=s.mask_func, choice_temperature=s.choice_temperature,
-                        confidence=s.confidence, temperature=s.temperature,
-                        seeds=batch["index"] + s.seed * 1_000_003,
+        result = decode(self.model.transformer, batch["tokens"], batch["masked"], s,
+                        num_codes=self.model.num_codes, seeds=batch["index"] + s.seed * 1_000_003,
                         return_steps=True)
         self.decoded_now += len(index)
         # Kept compact (a 3 x 28 grid holds ~400 steps of 747 x 256 tokens): int16 fits any codebook

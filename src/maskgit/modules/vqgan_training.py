@@ -29,6 +29,7 @@ from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.discriminator import NLayerDiscriminator
 from maskgit.models.perceptual import PerceptualLoss
 from maskgit.models.vqgan import VQGAN
+from maskgit.optim import Spec, as_partial, node_config
 from maskgit.pictures import save_picture
 
 DEFAULT_LOSS: dict[str, Any] = {
@@ -36,7 +37,6 @@ DEFAULT_LOSS: dict[str, Any] = {
     "disc": {"enabled": True, "start": 10_000, "weight": 0.8, "loss": "hinge", "n_layers": 3,
              "channels": 64},
 }
-DEFAULT_OPTIMIZER: dict[str, Any] = {"lr": 2e-4, "disc_lr": None, "betas": (0.5, 0.9), "grad_clip": None}
 
 
 def adaptive_weight(rec_loss: Tensor, g_loss: Tensor, last_layer: Tensor, max_weight: float = 1e4) -> Tensor:
@@ -59,17 +59,26 @@ def generator_loss(logits_fake: Tensor) -> Tensor:
 class VQGANTraining(L.LightningModule):
     input_kind = "images"  # what the datamodule must serve (the stage-2 MaskGIT reads tokens)
 
-    def __init__(self, vqgan: dict[str, Any], loss: dict[str, Any] | None = None,
-                 optimizer: dict[str, Any] | None = None, pictures: dict[str, Any] | None = None,
+    def __init__(self, vqgan: dict[str, Any], loss: dict[str, Any] | None = None, *, optimizer: Spec,
+                 disc_lr: float | None, grad_clip: float | None, pictures: dict[str, Any] | None = None,
                  restart_dead_codes: int = 0):
-        """`restart_dead_codes=n`: every n training steps, codes no batch used in those steps are
+        """`optimizer`: a partial taking parameters (the `model.optimizer` node, `_partial_: true`), or
+        its config; built for the VQGAN, and with lr=`disc_lr` (None: the optimiser's own) for the
+        discriminator. `grad_clip`: the largest gradient norm of each step (None: no clipping). These
+        have no defaults here: conf/model/stage1.yaml sets them.
+        `restart_dead_codes=n`: every n training steps, codes no batch used in those steps are
         moved onto encoder outputs of the current batch (0 = never; the lab never does)."""
         super().__init__()
-        self.save_hyperparameters()
+        self._optimizer_node = optimizer if callable(optimizer) else node_config(optimizer, "model.optimizer")
+        # Partials do not serialise: the checkpoint records the optimiser's config (plain values).
+        self.save_hyperparameters({"vqgan": vqgan, "loss": loss,
+                                   "optimizer": node_config(self._optimizer_node, "model.optimizer"),
+                                   "disc_lr": disc_lr, "grad_clip": grad_clip, "pictures": pictures,
+                                   "restart_dead_codes": restart_dead_codes})
         self.automatic_optimization = False
         loss = dict(loss or {})
         self.loss_cfg = {**DEFAULT_LOSS, **loss, "disc": {**DEFAULT_LOSS["disc"], **(loss.get("disc") or {})}}
-        self.optim_cfg = {**DEFAULT_OPTIMIZER, **(optimizer or {})}
+        self.disc_lr, self.grad_clip = disc_lr, grad_clip
         self.num_pictures = int((pictures or {}).get("num_images", 8))
         disc = self.loss_cfg["disc"]
         if self.loss_cfg["rec_loss"] not in ("l1", "l2"):
@@ -112,8 +121,8 @@ class VQGANTraining(L.LightningModule):
     def _step(self, optimizer, loss: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.optim_cfg["grad_clip"]:
-            self.clip_gradients(optimizer, gradient_clip_val=self.optim_cfg["grad_clip"],
+        if self.grad_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip,
                                 gradient_clip_algorithm="norm")
         optimizer.step()
 
@@ -208,9 +217,9 @@ class VQGANTraining(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        lr, betas = self.optim_cfg["lr"], tuple(self.optim_cfg["betas"])
-        optimizers = [torch.optim.Adam(self.vqgan.parameters(), lr=lr, betas=betas)]
+        build = as_partial(self._optimizer_node)
+        optimizers = [build(self.vqgan.parameters())]
         if self.discriminator is not None:
-            optimizers.append(torch.optim.Adam(self.discriminator.parameters(),
-                                               lr=self.optim_cfg["disc_lr"] or lr, betas=betas))
+            extra = {} if self.disc_lr is None else {"lr": self.disc_lr}
+            optimizers.append(build(self.discriminator.parameters(), **extra))
         return optimizers

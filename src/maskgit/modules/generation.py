@@ -17,9 +17,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from maskgit.data.images import LAB_TRAIN, write_png
-from maskgit.inpainting import DecodeSettings, InpaintingEvaluator
-from maskgit.maskgit import MaskGIT
+from maskgit.decoding import DecodeSettings
 from maskgit.metrics.fid import FIDSettings, score
+from maskgit.modules.inpainting import InpaintingEvaluator
+from maskgit.modules.maskgit import MaskGIT
 
 
 class CanvasSet(Dataset):
