@@ -21,13 +21,15 @@ from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from maskgit.data.images import LAB_TEST, read_image, write_png
 from maskgit.decoding import DecodeSettings, decode
+from maskgit.identity import BoundedCache
 from maskgit.metrics.fid import FeatureBank, FIDSettings, extractor, reference_features, score
 from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.modules.maskgit import MaskGIT
 from maskgit.pictures import progression_picture
 
-# Per-step tokens of finished decodings, keyed by everything but the sweet spot (see `DecodeSettings`).
-_STEP_MEMO: dict[tuple, dict[int, tuple[Tensor, Tensor]]] = defaultdict(dict)
+# Per-step tokens of the last finished decodings, keyed by everything but the sweet spot (see
+# `DecodeSettings`): the sweet spots of one decoding are served from one pass.
+_STEP_MEMO: BoundedCache[tuple, dict[int, tuple[Tensor, Tensor]]] = BoundedCache(8)
 
 
 class InpaintingEvaluator(L.LightningModule):
@@ -45,7 +47,7 @@ class InpaintingEvaluator(L.LightningModule):
         self.features = FeatureBank(extractor(fid)) if fid is not None and reference is not None else None
         self.register_buffer("unseen", unseen if unseen is not None else torch.zeros(0, dtype=torch.bool))
         self.composite, self.num_pictures = composite, num_pictures
-        self.memo = _STEP_MEMO[settings.memo_key(memo_scope)]
+        self.memo = _STEP_MEMO.get_or_make(settings.memo_key(memo_scope), dict)
         self.token_accuracy = MeanMetric()
         self.hole_l1 = MeanMetric()
         self.hole_psnr = MeanMetric()
