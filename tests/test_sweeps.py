@@ -180,13 +180,7 @@ def test_fid_grid_table_and_rerun(setup, tmp_path):
     assert cosine.endswith("|  |")
     with open(partial / "fid_table.csv") as fh:
         assert [r["status"] for r in csv.DictReader(fh)][5] == "missing"
-
-    # the same sweep again, in a new multirun folder: every point is found, nothing is decoded
-    again, repeat = run_sweep(tmp_path, eval_args(setup, "mask_func=linear,cosine,square", "total_iter=1..3"))
-    assert again != sweep and len(repeat) == 9
-    assert all(p["skipped"] and p["decoded_now"] == 0 for p in repeat)
-    assert [p["metrics"] for p in repeat] == [p["metrics"] for p in points]
-    assert not list(again.glob("*/test_results"))  # nothing was loaded or written but metrics
+    # running a sweep again reuses its finished points: test_faults.py (after a kill) and the next test
 
 
 @pytest.mark.slow
