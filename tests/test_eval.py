@@ -201,12 +201,12 @@ def test_a_run_stopped_before_its_results_are_complete_publishes_no_pictures(
         tmp_path, cache_dir, data_root, trained_ckpt, inception_weights, monkeypatch):
     """Progression pictures are written while decoding, into pictures.partial: a run that dies
     before its results are complete leaves no pictures/, no test_results/ and no metrics.json."""
-    import maskgit.tasks.inpaint as inpaint_task
+    import maskgit.tasks.runner as runner
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inpaint_task, "publish", killed)
+    monkeypatch.setattr(runner, "publish", killed)
     args = eval_overrides(trained_ckpt, data_root, inception_weights, 4) + ["metrics.fid.enabled=false"]
     with pytest.raises(KeyboardInterrupt):
         evaluate(compose_config("eval", args, tmp_path, cache_dir))

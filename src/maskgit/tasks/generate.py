@@ -28,20 +28,12 @@ from maskgit.identity import files_digest
 from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.modules.generation import UnconditionalGenerator
 from maskgit.pictures import save_picture
-from maskgit.tasks.runner import (
-    EvalTask,
-    Run,
-    decode_settings,
-    model_for,
-    model_report,
-    publish,
-    test_trainer,
-)
+from maskgit.tasks import runner
 
 log = logging.getLogger(__name__)
 
 
-class Generate(EvalTask):
+class Generate(runner.EvalTask):
     name = "generate"
 
     def settings(self, cfg: DictConfig) -> DecodeSettings:
@@ -50,10 +42,11 @@ class Generate(EvalTask):
         if cfg.metrics.fid.enabled and n < 2:
             raise ConfigError(f"FID needs at least 2 samples, got generate.num_samples={n} "
                               "(or set metrics.fid.enabled=false)")
-        return decode_settings(cfg)
+        self.decoding = runner.decode_settings(cfg)
+        return self.decoding
 
     def load(self, cfg: DictConfig) -> UnconditionalGenerator:
-        model, ckpt_identity = model_for(cfg)
+        model, ckpt_identity = runner.model_for(cfg)
         datamodule: CatFaceDataModule = instantiate(cfg.data)
         layout = datamodule.check(splits=("val",))
         out = Path(cfg.paths.output_dir)
@@ -64,20 +57,20 @@ class Generate(EvalTask):
                 raise ConfigError(f"FID needs at least 2 val images as its reference, got {len(files)}")
             self.reference = (files, files_digest(files))
         return UnconditionalGenerator(
-            model, decode_settings(cfg), out / "generated.partial", int(cfg.generate.num_samples),
+            model, self.decoding, out / "generated.partial", int(cfg.generate.num_samples),
             batch_size=int(cfg.data.batch_size), fid=fid, reference=self.reference,
             cache_dir=Path(cfg.paths.cache_dir) / "fid", num_pictures=cfg.pictures.num_images,
             pictures_dir=out / "pictures.partial", memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}")
 
-    def run(self, run: Run) -> dict[str, Any] | None:
+    def run(self, run: runner.Run) -> dict[str, Any] | None:
         cfg, out, generator = run.cfg, run.out, run.loaded
         samples_dir, partial = out / "generated", out / "generated.partial"
-        trainer = test_trainer(cfg, run.loggers, partial, out / "pictures.partial")
+        trainer = runner.test_trainer(cfg, run.loggers, partial, out / "pictures.partial")
         trainer.test(generator, verbose=False)
         if trainer.global_rank != 0:
             return None
-        publish(partial, samples_dir)
-        publish(out / "pictures.partial", out / "pictures")
+        runner.publish(partial, samples_dir)
+        runner.publish(out / "pictures.partial", out / "pictures")
         files = sorted(samples_dir.glob("sample_*.png"))
         n = int(cfg.generate.grid_images)
         if n:
@@ -86,7 +79,7 @@ class Generate(EvalTask):
                          out / "pictures" / "samples.png")
         log.info("metrics: %s", generator.final_metrics)
         return {
-            **model_report(cfg, generator),
+            **runner.model_report(cfg, generator),
             "num_samples": len(files),
             "fid": {**(settings_record(generator.fid) if generator.fid else {}), "reference": "val",
                     "reference_images": len(self.reference[0]) if self.reference else None},

@@ -29,15 +29,7 @@ from maskgit.identity import files_digest
 from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.modules.inpainting import InpaintingEvaluator
 from maskgit.pictures import comparison_grid, save_picture
-from maskgit.tasks.runner import (
-    EvalTask,
-    Run,
-    decode_settings,
-    model_for,
-    model_report,
-    publish,
-    test_trainer,
-)
+from maskgit.tasks import runner
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +41,16 @@ class Loaded:
     layout: CatFaceLayout
 
 
-class Inpaint(EvalTask):
+class Inpaint(runner.EvalTask):
     name = "inpaint"
 
     def settings(self, cfg: DictConfig) -> DecodeSettings:
-        self.decoding = decode_settings(cfg)
+        self.decoding = runner.decode_settings(cfg)
         self.masks = mask_settings(cfg.get("masks"))  # the data set's mask64/, or generated on gt/
         return self.decoding
 
     def load(self, cfg: DictConfig) -> Loaded:
-        model, ckpt_identity = model_for(cfg)
+        model, ckpt_identity = runner.model_for(cfg)
         datamodule: CatFaceDataModule = instantiate(cfg.data, masks=cfg.get("masks"))
         layout = datamodule.check(splits=("test",))
         datamodule.use_tokenizer(model.vqgan)
@@ -76,16 +68,16 @@ class Inpaint(EvalTask):
             memo_scope=f"{ckpt_identity}|{files_digest(test_files)}|{self.masks}|fused={cfg.fused_attention}")
         return Loaded(evaluator, datamodule, layout)
 
-    def run(self, run: Run) -> dict[str, Any] | None:
+    def run(self, run: runner.Run) -> dict[str, Any] | None:
         cfg, out = run.cfg, run.out
         evaluator, datamodule, layout = run.loaded.evaluator, run.loaded.datamodule, run.loaded.layout
         results_dir, partial = out / "test_results", out / "test_results.partial"
-        trainer = test_trainer(cfg, run.loggers, partial, out / "pictures.partial")
+        trainer = runner.test_trainer(cfg, run.loggers, partial, out / "pictures.partial")
         trainer.test(evaluator, datamodule=datamodule, verbose=False)
         if trainer.global_rank != 0:
             return None
-        publish(partial, results_dir)
-        publish(out / "pictures.partial", out / "pictures")
+        runner.publish(partial, results_dir)
+        runner.publish(out / "pictures.partial", out / "pictures")
         test_set = datamodule.test_set
         n = cfg.pictures.grid_images
         if n and layout.gt_files is not None:
@@ -97,7 +89,7 @@ class Inpaint(EvalTask):
         holes = (~test_set.masks).sum((1, 2)).float().mean()
         log.info("metrics: %s", evaluator.final_metrics)
         return {
-            **model_report(cfg, evaluator),
+            **runner.model_report(cfg, evaluator),
             "num_images": len(list(results_dir.glob("image_*.png"))),
             "composite": bool(cfg.composite),
             "masks": {**self.masks, "hole_pixels_mean": round(float(holes), 3),

@@ -1,7 +1,8 @@
 """The one runner of every evaluation-side task (eval.py: inpaint, generate, baselines).
 
 A task is a small plug-in (`EvalTask`): what it checks, what it loads, what it runs and what it
-logs. The runner does the rest once, in this order: settings; the multirun job's set-up; the config
+logs. The runner does the rest once, in this order (the settings' types and ranges are checked
+first, by `tasks.eval.evaluate`): the multirun job's set-up; the config
 tree; the sweep point store (a finished point is copied, nothing loaded); the seed; the task's
 loading (errors here leave no wandb run); the loggers; the task's work; then one finish: the report
 with timings, versions and config, `metrics.json` (atomically), the point store, the loggers'
@@ -29,7 +30,6 @@ from maskgit.decoding import DecodeSettings
 from maskgit.errors import ConfigError
 from maskgit.identity import BoundedCache
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.settings import check_settings
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.points import PointStore
 from maskgit.utils.atomic import save_json
@@ -77,7 +77,6 @@ class EvalTask:
 
 def run_task(cfg: DictConfig, task: EvalTask) -> dict[str, Any]:
     """Run `task` under `cfg`; returns the metrics file's content ({} in DDP processes but rank 0)."""
-    check_settings(cfg)
     quiet_libraries()
     settings = task.settings(cfg)
     multirun = prepare_multirun_job(cfg)  # refuses DDP, names the point's wandb run in the sweep's group

@@ -53,12 +53,6 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def seal(path: str | os.PathLike) -> None:
-    """Record `path`'s size and sha256 next to it."""
-    path = Path(path)
-    save_json({"records": [_record(path)]}, seal_path(path))
-
-
 def unseal(path: str | os.PathLike) -> None:
     seal_path(path).unlink(missing_ok=True)
 
