@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ from maskgit.sweeps.points import canonical_decoding, key_parts, point_key
 from maskgit.sweeps.syntax import expand_ranges, require_override
 from maskgit.sweeps.table import main as fid_table
 from maskgit.sweeps.table import points_table
+
+def written_eventually(path: Path, *needles: bytes, within_s: float = 30.0) -> bool:
+    """True once the file holds every needle. wandb's service can still be flushing a run's
+    transaction log (in its own process) when `run.finish()` returns in ours; CI saw the header only."""
+    deadline = time.monotonic() + within_s
+    while True:
+        data = path.read_bytes()
+        if all(n in data for n in needles) or time.monotonic() > deadline:
+            return all(n in data for n in needles)
+        time.sleep(0.2)
+
 
 # -- the a..b syntax ---------------------------------------------------------------------------------
 
@@ -205,7 +217,7 @@ def test_parallel_launcher_then_a_bigger_grid_on_wandb(setup, tmp_path, monkeypa
     monkeypatch.setenv("WANDB_MODE", "offline")  # it is made in this process
     assert fid_table([str(grown_dir)]) == 0
     (summary,) = (grown_dir / "wandb").glob("offline-run-*/run-*.wandb")
-    assert grown_dir.name.encode() in summary.read_bytes() and b"fid-table" in summary.read_bytes()
+    assert written_eventually(summary, grown_dir.name.encode(), b"fid-table")
 
 
 def test_multirun_refuses_ddp_in_one_line(tmp_path):
