@@ -53,8 +53,9 @@ def test_the_scan_finds_named_settings():
 
 
 def test_every_named_setting_exists(tmp_path, cache_dir):
-    configs = [compose_config(name, overrides, tmp_path, cache_dir) for name, overrides in
-               [("train", []), ("eval", ["ckpt_path=x"]), ("quickstart", [])]]
+    variants = [("train", []), ("train", ["data=image_folder"]), ("eval", ["ckpt_path=x"]),
+                ("quickstart", [])]
+    configs = [compose_config(name, overrides, tmp_path, cache_dir) for name, overrides in variants]
     missing = []
     for where, text in error_texts():
         for key in named_settings(text):

@@ -49,6 +49,7 @@ def cli_started(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 # Together these choose every option of every config group, and hold every key of the table.
 VARIANTS = [("train", []), ("train", ["experiment=vqgan"]), ("train", ["experiment=quickstart"]),
             ("train", ["experiment=quickstart_vqgan"]), ("train", ["experiment=synthetic_smoke"]),
+            ("train", ["experiment=digits_vqgan"]), ("train", ["experiment=digits"]),
             ("train", ["data=synthetic", "debug=fast", "trainer=ddp", "model=tiny", "vqgan=small",
                        "logger=csv", "callbacks=none"]),
             ("train", ["trainer=gpu", "logger=none"]), ("eval", ["ckpt_path=x.ckpt"]), ("quickstart", [])]

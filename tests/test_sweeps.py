@@ -20,6 +20,7 @@ from maskgit.sweeps.syntax import expand_ranges, require_override
 from maskgit.sweeps.table import main as fid_table
 from maskgit.sweeps.table import points_table
 
+
 def written_eventually(path: Path, *needles: bytes, within_s: float = 30.0) -> bool:
     """True once the file holds every needle. wandb's service can still be flushing a run's
     transaction log (in its own process) when `run.finish()` returns in ours; CI saw the header only."""

@@ -40,6 +40,11 @@ MASK_SCHEDULES: dict[str, Schedule] = {
 }
 
 CONFIDENCES = ("prob", "logprob")
+# w_t of classifier-free guidance at step t (r = (t+1)/T): the scale w throughout, or growing to w
+GUIDANCE_SCHEDULES: dict[str, Callable[[float, float], float]] = {
+    "constant": lambda w, r: w,
+    "linear": lambda w, r: w * r,
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class DecodeSettings:
     confidence: str = "prob"
     temperature: float = 1.0
     seed: int = 0  # the run's seed; image i's noise is keyed by the seeds `decode` is given
+    guidance: float = 0.0  # classifier-free guidance scale w (class-conditional models; 0: none)
+    guidance_schedule: str = "constant"  # w_t over the steps: constant, linear (w * (t+1)/T)
 
     def memo_key(self, scope: str) -> tuple:
         """`scope` identifies the model and the test tokens; the sweet spot is left out."""
@@ -74,6 +81,17 @@ def get_schedule(name: str) -> Schedule:
     except KeyError:
         raise ConfigError(
             f"unknown mask_func {name!r}; valid: {', '.join(sorted(MASK_SCHEDULES))}") from None
+
+
+def guided_logits(logits_fn: Callable[..., Tensor], tokens: Tensor, labels: Tensor, null_label: int,
+                  w: float) -> Tensor:
+    """Classifier-free guidance: (1 + w) * conditional - w * unconditional logits, both from one
+    forward pass over the batch twice (labels, then the "no class" id). w = 0: conditional only."""
+    if w == 0:
+        return logits_fn(tokens, labels)
+    both = logits_fn(torch.cat([tokens, tokens]), torch.cat([labels, torch.full_like(labels, null_label)]))
+    cond, uncond = both.chunk(2)
+    return cond + w * (cond - uncond)
 
 
 def pixel_to_token_mask(pixel_known: Tensor, patch: int = 4) -> Tensor:
@@ -124,6 +142,8 @@ def decode(
     num_codes: int,
     seeds: Tensor,
     return_steps: bool = False,
+    labels: Tensor | None = None,
+    null_label: int | None = None,
 ) -> DecodeResult:
     """Fill the `masked` (B, L) positions of `tokens` (B, L) in `settings.total_iter` steps (MaskGIT).
 
@@ -137,6 +157,9 @@ def decode(
     Image i's randomness at step t is counter-based noise of (seeds[i], t, token) computed for the
     whole batch in one op (`maskgit.counter_noise`), so results do not depend on the batch, its size
     or the device, and no Python loop runs over images.
+
+    `labels` (B,): class ids for a class-conditional `logits_fn(tokens, labels)`; `null_label` is its
+    "no class" id, needed for classifier-free guidance (`settings.guidance`, see `guided_logits`).
     """
     s = settings
     total_iter, mask_func, sweet_spot = s.total_iter, s.mask_func, s.sweet_spot
@@ -150,6 +173,13 @@ def decode(
     if not 0 <= temperature < math.inf:
         raise ConfigError(f"temperature must be >= 0 (0: the most likely code), got {temperature}")
     gamma = get_schedule(mask_func)
+    if s.guidance_schedule not in GUIDANCE_SCHEDULES:
+        raise ConfigError(f"unknown guidance_schedule {s.guidance_schedule!r}; valid: "
+                          f"{', '.join(GUIDANCE_SCHEDULES)}")
+    if s.guidance and labels is None:
+        raise ConfigError(f"guidance={s.guidance} needs a class-conditional model and class labels")
+    if labels is not None and s.guidance and null_label is None:
+        raise ValueError("guidance needs null_label, the model's 'no class' id")
     if tokens.dim() != 2 or masked.shape != tokens.shape or seeds.shape != tokens.shape[:1]:
         raise ValueError(f"expected tokens, masked (B, L) and seeds (B,), got "
                          f"{tuple(tokens.shape)}, {tuple(masked.shape)}, {tuple(seeds.shape)}")
@@ -167,7 +197,12 @@ def decode(
         for t in range(last + 1):
             r = (t + 1) / total_iter
             u_code, u_pick = uniform_from_keys(keys[t], positions).split(length, dim=1)
-            logits = logits_fn(tokens)[..., :num_codes]
+            if labels is None:
+                logits = logits_fn(tokens)
+            else:
+                w = GUIDANCE_SCHEDULES[s.guidance_schedule](s.guidance, r)
+                logits = guided_logits(logits_fn, tokens, labels.to(device), null_label, w)
+            logits = logits[..., :num_codes]
             logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
             probs = torch.softmax(logits, dim=-1) if confidence == "prob" or temperature == 1 else None
             if temperature == 0:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from maskgit.data.images import LAB_TEST, LAB_TRAIN, read_image, read_mask
+from maskgit.data.images import LAB_TEST, LAB_TRAIN, Normalization, read_image, read_mask
 from maskgit.data.layout import CatFaceLayout, scan_layout
 from maskgit.data.mask_sources import mask_settings, test_pixels
 from maskgit.data.synthetic import make_synthetic_dataset
@@ -60,9 +60,10 @@ class InpaintingSet(Dataset):
     """Test items: masked-image tokens, which tokens are masked, and the pixels behind them."""
 
     def __init__(self, tokens: Tensor, masks: Tensor, masked_images: Tensor,
-                 gt_tokens: Tensor | None, gt_images: Tensor | None):
+                 gt_tokens: Tensor | None, gt_images: Tensor | None, labels: Tensor | None = None):
+        """`labels` (N,): class ids of labelled test images (label-conditioned inpainting)."""
         self.tokens, self.masks, self.masked_images = tokens, masks, masked_images
-        self.gt_tokens, self.gt_images = gt_tokens, gt_images
+        self.gt_tokens, self.gt_images, self.labels = gt_tokens, gt_images, labels
         self.token_masks = pixel_to_token_mask(masks)
 
     def __len__(self) -> int:
@@ -74,10 +75,15 @@ class InpaintingSet(Dataset):
         if self.gt_tokens is not None:
             item["gt_tokens"] = self.gt_tokens[i]
             item["gt_image"] = self.gt_images[i]
+        if self.labels is not None:
+            item["label"] = self.labels[i]
         return item
 
 
 class CatFaceDataModule(L.LightningDataModule):
+    test_norm: Normalization = LAB_TEST  # the test images' normalisation (the lab's own for its test set)
+    num_classes = 0  # unlabelled
+
     def __init__(self, root: str, batch_size: int = 64, num_workers: int = 0,
                  cache_dir: str = ".cache/tokens", encode_batch_size: int = 128,
                  encode_device: str = "auto", limit: dict[str, int | None] | None = None,
@@ -104,6 +110,7 @@ class CatFaceDataModule(L.LightningDataModule):
         self._layout: CatFaceLayout | None = None
         self._scanned: set[str] = set()
         self.train_set = self.val_set = self.test_set = None
+        self.read = read_image  # a file -> uint8 (3, H, W), checked
 
     # -- wiring ---------------------------------------------------------------------------------
     def use_tokenizer(self, vqgan: VQGAN) -> None:
@@ -204,6 +211,14 @@ class CatFaceDataModule(L.LightningDataModule):
             return encode_tensors(vqgan, images, LAB_TEST, self.encode_batch_size, device, what)
 
         return self.token_cache.cached(path, vqgan, self._device(), what, encode)
+
+    def files_key(self, files: list[Path]) -> str:
+        """The content key of image files as this module reads them (reference features are cached by it)."""
+        return files_digest(files)
+
+    def reference_files(self) -> tuple[list[Path], list[int] | None]:
+        """The val files (and labels, for labelled data): what generated samples are measured against."""
+        return self.layout_with("val").val_files, None
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool = False) -> DataLoader:
         collate = normalized_batch if isinstance(dataset, ImageSet) else None

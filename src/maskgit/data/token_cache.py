@@ -57,6 +57,11 @@ def encode_tensors(vqgan: VQGAN, images: Tensor, norm: Normalization, batch_size
     return torch.cat(out) if out else torch.zeros(0, vqgan.latent_resolution**2, dtype=torch.int16)
 
 
+def _tokens_and_labels(path: Path) -> tuple[Tensor, Tensor]:
+    payload = torch_payload(path)
+    return payload["tokens"], payload.get("labels", torch.empty(0, dtype=torch.long))
+
+
 class TokenCache:
     """Token files under `cache_dir`, one per (split, VQGAN, files, normalisation)."""
 
@@ -82,12 +87,13 @@ class TokenCache:
                            lambda dev: encode_images(vqgan, files, norm, batch_size, dev, description=what))
 
     def cached(self, path: Path, vqgan: VQGAN, device: torch.device | str, what: str,
-               encode: Callable[[torch.device], Tensor]) -> Tensor:
+               encode: Callable[[torch.device], Tensor], labels: Tensor | None = None) -> Tensor:
         """The tokens sealed in `path`, or `encode(device)` with the VQGAN in eval mode there, saved;
-        `what` ("encoding N test images") is logged on a miss."""
-        found = load_cached(path, lambda p: torch_payload(p)["tokens"], "token cache")
-        if found is not None:
-            return found.long()
+        `what` ("encoding N test images") is logged on a miss. `labels` (labelled data) are stored
+        with the tokens, and a file whose labels differ is encoded again."""
+        found = load_cached(path, _tokens_and_labels, "token cache")
+        if found is not None and (labels is None or torch.equal(found[1], labels)):
+            return found[0].long()
         if is_rank_zero():  # other DDP processes may encode too; one line is enough
             log.info("%s into %s", what, path)
         was_training, home = vqgan.training, next(vqgan.parameters()).device
@@ -96,5 +102,6 @@ class TokenCache:
             tokens = encode(torch.device(device))
         finally:
             vqgan.train(was_training).to(home)
-        save_torch_sealed({"tokens": tokens}, path)
+        payload = {"tokens": tokens} if labels is None else {"tokens": tokens, "labels": labels}
+        save_torch_sealed(payload, path)
         return tokens.long()

@@ -3,6 +3,11 @@
 Module names (`tok_emb`, `blocks.N.Attention`, `Token_Prediction`, ...) are the lab's checkpoint
 format. Attention is written out by hand as the lab requires; `fused=True` swaps in PyTorch's
 scaled_dot_product_attention (flash / memory-efficient kernels on GPU) with the same weights.
+
+`num_classes > 0` makes it class-conditional: one class token (label id, or `num_classes` for "no
+class", which classifier-free guidance needs) is put in front of the image tokens and attended to
+like them; its output position is dropped. With `num_classes=0` (the default) the model and its
+state dict are the lab's, unchanged.
 """
 
 from __future__ import annotations
@@ -63,14 +68,19 @@ class BidirectionalTransformer(nn.Module):
 
     def __init__(self, num_image_tokens: int = 256, num_codebook_vectors: int = 1024,
                  dim: int = 768, n_layers: int = 15, hidden_dim: int = 1536, num_heads: int = 16,
-                 dropout: float = 0.1, fused_attention: bool = False):
+                 dropout: float = 0.1, fused_attention: bool = False, num_classes: int | None = 0):
         super().__init__()
         self.num_image_tokens = num_image_tokens
+        self.num_classes = int(num_classes or 0)
+        self.null_class = self.num_classes  # the "no class" id of a conditional model
         self.num_codebook_vectors = num_codebook_vectors
         self.mask_token_id = num_codebook_vectors
         vocab = num_codebook_vectors + 1
         self.tok_emb = nn.Embedding(vocab, dim)
         self.pos_emb = nn.Parameter(nn.init.trunc_normal_(torch.zeros(num_image_tokens, dim), 0.0, 0.02))
+        if self.num_classes:
+            self.class_emb = nn.Embedding(self.num_classes + 1, dim)
+            self.class_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(dim), 0.0, 0.02))
         self.blocks = nn.Sequential(*[Encoder(dim, hidden_dim, num_heads, dropout, fused_attention)
                                       for _ in range(n_layers)])
         self.Token_Prediction = nn.Sequential(nn.Linear(dim, dim), nn.GELU(),
@@ -94,7 +104,18 @@ class BidirectionalTransformer(nn.Module):
         for block in self.blocks:
             block.Attention.fused = fused
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        x = self.drop(self.LN(self.tok_emb(tokens) + self.pos_emb))
-        h = self.Token_Prediction(self.blocks(x))
+    def forward(self, tokens: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Logits (B, L, codes + 1) of `tokens` (B, L); `labels` (B,): class ids, `null_class` for
+        none (a conditional model given no labels gets none; an unconditional one takes none)."""
+        x = self.tok_emb(tokens) + self.pos_emb
+        if self.num_classes:
+            if labels is None:
+                labels = torch.full(tokens.shape[:1], self.null_class, dtype=torch.long, device=tokens.device)
+            cls = (self.class_emb(labels.long()) + self.class_pos).unsqueeze(1)
+            x = torch.cat([cls, x], dim=1)
+        elif labels is not None:
+            raise ValueError("this transformer is unconditional (num_classes=0): it takes no labels")
+        h = self.Token_Prediction(self.blocks(self.drop(self.LN(x))))
+        if self.num_classes:
+            h = h[:, 1:]
         return h @ self.tok_emb.weight.t() + self.bias  # weights tied to the token embedding

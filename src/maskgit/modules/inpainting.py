@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-from maskgit.data.images import LAB_TEST, read_image, write_png
+from maskgit.data.images import LAB_TEST, Normalization, read_image, write_png
 from maskgit.decoding import DecodeSettings, decode
 from maskgit.identity import BoundedCache
 from maskgit.metrics.fid import FeatureBank, FIDSettings, extractor, reference_features, score
@@ -37,9 +38,13 @@ class InpaintingEvaluator(L.LightningModule):
                  fid: FIDSettings | None = None, reference: tuple[list[Path], str] | None = None,
                  unseen: Tensor | None = None, cache_dir: Path | None = None,
                  composite: bool = False, num_pictures: int = 0, pictures_dir: Path | None = None,
-                 memo_scope: str = ""):
+                 memo_scope: str = "", norm: Normalization = LAB_TEST,
+                 read: Callable[[Path], Tensor] = read_image):
         """`fid`: measure FID/KID of the results against `reference` (files in index order, their
-        digest); `unseen` marks the test images whose ground truth is in neither train nor val."""
+        digest); `unseen` marks the test images whose ground truth is in neither train nor val.
+        `norm`: the test images' normalisation; `read`: how a reference file is read (the datamodule's).
+        A class-conditional model decodes each image with its batch label (`label`), guided by
+        `settings.guidance`."""
         super().__init__()
         self.model, self.settings = model, settings
         self.results_dir, self.pictures_dir = Path(results_dir), pictures_dir
@@ -47,6 +52,7 @@ class InpaintingEvaluator(L.LightningModule):
         self.features = FeatureBank(extractor(fid)) if fid is not None and reference is not None else None
         self.register_buffer("unseen", unseen if unseen is not None else torch.zeros(0, dtype=torch.bool))
         self.composite, self.num_pictures = composite, num_pictures
+        self.norm, self.read = norm, read
         self.memo = _STEP_MEMO.get_or_make(settings.memo_key(memo_scope), dict)
         self.token_accuracy = MeanMetric()
         self.hole_l1 = MeanMetric()
@@ -74,9 +80,12 @@ class InpaintingEvaluator(L.LightningModule):
             tokens, masks = zip(*(self.memo[i] for i in index), strict=True)
             return torch.stack(tokens, 1).to(self.device).long(), torch.stack(masks, 1).to(self.device)
         s = self.settings
+        labels = batch.get("label") if self.model.conditional else None
+        if self.model.conditional and labels is None:
+            labels = torch.full_like(batch["index"], self.model.transformer.null_class)
         result = decode(self.model.transformer, batch["tokens"], batch["masked"], s,
                         num_codes=self.model.num_codes, seeds=batch["index"] + s.seed * 1_000_003,
-                        return_steps=True)
+                        return_steps=True, labels=labels, null_label=self.model.transformer.null_class)
         self.decoded_now += len(index)
         # Kept compact (a 3 x 28 grid holds ~400 steps of 747 x 256 tokens): int16 fits any codebook
         # of the lab's size (1024 codes); larger codebooks fall back to int32.
@@ -91,7 +100,7 @@ class InpaintingEvaluator(L.LightningModule):
         tokens = step_tokens[self.settings.last_step]
         start = self._timed("decode", start)
 
-        images = LAB_TEST.to_uint8(self.model.vqgan.decode_tokens(tokens))
+        images = self.norm.to_uint8(self.model.vqgan.decode_tokens(tokens))
         known = batch["pixel_known"][:, None].expand_as(images)
         if self.composite:
             images = torch.where(known, batch["masked_image"], images)
@@ -128,7 +137,7 @@ class InpaintingEvaluator(L.LightningModule):
             return
         steps = self.settings.last_step + 1
         for j in chosen:
-            frames = LAB_TEST.to_uint8(self.model.vqgan.decode_tokens(step_tokens[:steps, j]))
+            frames = self.norm.to_uint8(self.model.vqgan.decode_tokens(step_tokens[:steps, j]))
             picture = progression_picture(batch["masked"][j], step_masks[:steps, j], frames,
                                           batch["masked_image"][j])
             i = int(batch["index"][j])
@@ -169,7 +178,7 @@ class InpaintingEvaluator(L.LightningModule):
 
         def batches():
             for i in range(0, len(files), 64):
-                yield torch.stack([read_image(f) for f in files[i:i + 64]])
+                yield torch.stack([self.read(f) for f in files[i:i + 64]])
 
         features = reference_features(self.features.net, batches, data_digest=digest,
                                       cache_dir=self.cache_dir, total=len(files))

@@ -1,6 +1,11 @@
 """LightningModule: a frozen VQGAN (stage 1) and a bidirectional transformer trained with MVTM.
 
 Training reads cached tokens, so the VQGAN is only used for decoding pictures and inpainting.
+With labelled data (`data=image_folder`) the transformer is class-conditional: batches are
+(tokens, labels), and in training each label is replaced by "no class" with probability
+`mvtm.cond_drop`, so one model also predicts without a class, which classifier-free guidance needs.
+The checkpoint records the class names, so eval.py can select classes by name.
+
 Checkpoints do not carry the VQGAN's weights: they record its config, path and digest, and loading
 one checks that the VQGAN at hand is the one the transformer was trained on.
 """
@@ -52,7 +57,7 @@ class MaskGIT(L.LightningModule):
     def __init__(self, vqgan: dict[str, Any], transformer: dict[str, Any],
                  mvtm: dict[str, Any] | None = None, optimizer: Spec | None = None,
                  scheduler: Spec | None = None, compile: bool = False,
-                 vqgan_setting: str = "vqgan.ckpt_path"):
+                 vqgan_setting: str = "vqgan.ckpt_path", classes: list[dict[str, str]] | None = None):
         """`optimizer`: a partial taking parameter groups (the `model.optimizer` node, `_partial_: true`);
         `scheduler`: a partial taking (optimizer, total_steps) (the `model.scheduler` node). Either may
         also be its config (a checkpoint's record). Their values live in conf/model/*.yaml only; None
@@ -70,16 +75,20 @@ class MaskGIT(L.LightningModule):
         self.save_hyperparameters({"vqgan": vqgan, "transformer": transformer, "mvtm": mvtm,
                                    "optimizer": node_config(self._optimizer_node, "model.optimizer"),
                                    "scheduler": node_config(self._scheduler_node, "model.scheduler"),
-                                   "compile": compile})
+                                   "compile": compile, "classes": classes})
         self.vqgan_setting = vqgan_setting
         self.mvtm = {"masking": "schedule", "mask_func": "cosine", "bernoulli_p": 0.5,
-                     "label_smoothing": 0.0, **(mvtm or {})}
+                     "label_smoothing": 0.0, "cond_drop": 0.1, **(mvtm or {})}
         get_schedule(self.mvtm["mask_func"])  # fail at construction on a bad name
         self.vqgan = build_vqgan(vqgan, vqgan_setting)
         if transformer.get("num_codebook_vectors") != self.vqgan.num_codebook_vectors:
             raise ConfigError("model.transformer.num_codebook_vectors must equal the VQGAN's "
                               f"({self.vqgan.num_codebook_vectors})")
         self.transformer = BidirectionalTransformer(**transformer)
+        self.classes = list(classes or [])
+        if len(self.classes) != self.transformer.num_classes:
+            raise ConfigError(f"model.transformer.num_classes={self.transformer.num_classes} but "
+                              f"{len(self.classes)} class names were given")
         self.num_codes = self.transformer.num_codebook_vectors
         self.mask_token_id = self.transformer.mask_token_id
         self.val_accuracy = MulticlassAccuracy(num_classes=self.num_codes, average="micro")
@@ -94,32 +103,52 @@ class MaskGIT(L.LightningModule):
         self.vqgan.eval()  # frozen stage 1 stays in eval mode whatever Lightning asks
         return self
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.transformer(tokens)
+    def forward(self, tokens: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.transformer(tokens, labels)
+
+    @property
+    def conditional(self) -> bool:
+        return self.transformer.num_classes > 0
+
+    def _labels(self, batch: list[Tensor], drop: float, generator: torch.Generator | None) -> Tensor | None:
+        """The batch's labels for the transformer, each dropped to "no class" with probability `drop`;
+        None for an unconditional model (which ignores labels a labelled data set serves)."""
+        if not self.conditional:
+            return None
+        if len(batch) < 2:
+            raise ConfigError("this transformer is class-conditional but the data serves no labels "
+                              "(use data=image_folder)")
+        labels = batch[1].long()
+        if drop > 0:
+            dropped = torch.rand(labels.shape, generator=generator, device=labels.device) < drop
+            labels = labels.masked_fill(dropped, self.transformer.null_class)
+        return labels
 
     # -- masked visual token modeling -----------------------------------------------------------
-    def _mvtm_loss(self, tokens: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _mvtm_loss(self, tokens: Tensor, generator: torch.Generator | None,
+                   labels: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         masked = mvtm_mask(*tokens.shape, masking=self.mvtm["masking"],
                            mask_func=self.mvtm["mask_func"], bernoulli_p=self.mvtm["bernoulli_p"],
                            generator=generator, device=tokens.device)
         inputs = tokens.masked_fill(masked, self.mask_token_id)
-        logits = self.transformer(inputs)[..., : self.num_codes]  # the mask id is never a target
+        logits = self.transformer(inputs, labels)[..., : self.num_codes]  # the mask id is never a target
         loss = F.cross_entropy(logits[masked], tokens[masked],
                                label_smoothing=self.mvtm["label_smoothing"])
         return loss, logits, masked
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
-        (tokens,) = batch
-        loss, _, _ = self._mvtm_loss(tokens, generator=None)
+        tokens = batch[0]
+        labels = self._labels(batch, self.mvtm["cond_drop"], generator=None)
+        loss, _, _ = self._mvtm_loss(tokens, None, labels)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(tokens))
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(tokens))
         return loss
 
     def validation_step(self, batch: list[Tensor], batch_idx: int) -> None:
-        (tokens,) = batch
-        # The same masks every epoch, so val/loss curves compare like with like.
+        tokens = batch[0]
+        # The same masks every epoch, so val/loss curves compare like with like; labels are kept.
         generator = torch.Generator(tokens.device).manual_seed(1_000_003 * batch_idx + 17)
-        loss, logits, masked = self._mvtm_loss(tokens, generator)
+        loss, logits, masked = self._mvtm_loss(tokens, generator, self._labels(batch, 0.0, None))
         self.val_accuracy.update(logits[masked].argmax(-1), tokens[masked])
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(tokens))
         self.log("val/masked_token_accuracy", self.val_accuracy, batch_size=len(tokens))

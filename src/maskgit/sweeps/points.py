@@ -29,7 +29,7 @@ from maskgit.data.layout import scan_layout
 from maskgit.data.mask_sources import mask_settings
 from maskgit.data.synthetic import make_synthetic_dataset
 from maskgit.decoding import DecodeSettings
-from maskgit.errors import DataError
+from maskgit.errors import ConfigError, DataError
 from maskgit.identity import file_identity, files_digest, key
 from maskgit.utils.atomic import save_json
 from maskgit.utils.integrity import json_payload, load_cached, save_json_sealed
@@ -48,13 +48,15 @@ def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
     confidence only decide which tokens stay masked, so they do not matter there (the sampling
     temperature does).
     """
+    # guidance only where it is used (unconditional points keep the keys they had before it existed)
+    guidance = {"guidance": s.guidance, "guidance_schedule": s.guidance_schedule} if s.guidance else {}
     if s.last_step == 0:
         return {"steps": "one step: every masked token takes step 0's sample",
-                "temperature": s.temperature}
+                "temperature": s.temperature, **guidance}
     return {"mask_func": s.mask_func, "total_iter": s.total_iter,
             "sweet_spot": -1 if s.last_step == s.total_iter - 1 else s.last_step,
             "choice_temperature": s.choice_temperature, "confidence": s.confidence,
-            "temperature": s.temperature}
+            "temperature": s.temperature, **guidance}
 
 
 def path_identity(path: str | None) -> str | None:
@@ -73,6 +75,8 @@ def data_identity(cfg: DictConfig) -> dict[str, Any]:
         make_synthetic_dataset(Path(str(data.root)), **OmegaConf.to_container(data.synthetic, resolve=True))
     limit = OmegaConf.to_container(data.limit, resolve=True) if data.get("limit") else None
     generate = cfg.get("task", "inpaint") == "generate"
+    if str(data.get("_target_", "")).endswith("LabelledDataModule"):
+        return _labelled_identity(data, limit)
     try:
         layout = scan_layout(str(data.root), splits=("val",) if generate else ("test",),
                              check_images=False, limit=limit)
@@ -86,6 +90,22 @@ def data_identity(cfg: DictConfig) -> dict[str, Any]:
     except OSError as err:  # removed since the scan: the run itself reports it
         return {"unreadable": str(err)}
     return {"files": len(files), "sha256": digest}
+
+
+def _labelled_identity(data: DictConfig, limit: dict[str, Any] | None) -> dict[str, Any]:
+    """A labelled folder's val split (the test images and the FID reference): files and labels."""
+    from maskgit.data.labelled_layout import scan_labelled
+
+    limit = dict(limit or {})
+    try:
+        layout = scan_labelled(str(data.root), layout=data.get("layout", "auto"), classes=data.get("classes"),
+                               val_fraction=float(data.get("val_fraction", 0.1)), check_images=False,
+                               splits=("val",), limit={"val": limit.get("test") or limit.get("val")})
+        digest = files_digest(layout.val_files, root=layout.root)
+    except (DataError, ConfigError, OSError) as err:  # the run itself reports it
+        return {"unreadable": str(err)}
+    return {"files": len(layout.val_files), "sha256": digest, "labels": layout.val_labels,
+            "classes": layout.class_ids, "image_size": int(data.get("image_size", 64))}
 
 
 def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
@@ -117,6 +137,7 @@ def _task_parts(cfg: DictConfig) -> dict[str, Any]:
     gen = cfg.generate
     return {"task": task, "masks": None,
             "generate": {"num_samples": int(gen.num_samples), "limit_val": cfg.data.limit.get("val"),
+                         **({"classes": list(gen.classes)} if gen.get("classes") else {}),
                          "fid_reference_limit": gen.get("fid_reference_limit")}}
 
 

@@ -4,10 +4,12 @@ Reads every `metrics.json` under the sweep folder, finished or not, and the plan
 Hydra's `multirun.yaml` (points not run yet are blank), then writes into the sweep folder:
 
 - `fid_table.csv`: one row per point (status done / reused / missing, its coordinates, metrics, timings);
-- `fid_table.md`: rows mask function, columns total_iter (or sweet_spot when only it varies), each
-  cell "FID (leak-free FID)", the lowest FID in bold; one table per value of any other swept key
-  (e.g. one per sweet spot);
+- `fid_table.md`: rows mask function, columns total_iter (or, when it is not swept, the first other
+  swept key: sweet_spot, guidance, ...), each cell "FID (leak-free FID)" and, for class-conditional
+  generation, the class consistency; the lowest FID in bold; one table per value of any other swept
+  key (e.g. one per sweet spot);
 - `fid_vs_<col>.png` and `decode_time_vs_<col>.png`: one line per mask function (and table);
+  `class_accuracy_vs_<col>.png` when the points measured class consistency;
 
 and, when the points logged to wandb, the same table and plots as one summary run in their group.
 """
@@ -36,7 +38,7 @@ ROW = "mask_func"
 AXES = ("mask_func", "total_iter", "sweet_spot")
 METRICS = ("fid", "fid_ci95_low", "fid_ci95_high", "fid_unseen", "fid_unseen_ci95_low",
            "fid_unseen_ci95_high", "kid_mean", "kid_std", "kid_unseen_mean", "kid_unseen_std", "hole_l1",
-           "hole_psnr", "masked_token_accuracy")
+           "hole_psnr", "masked_token_accuracy", "class_accuracy", "classifier_val_accuracy")
 TIMINGS = ("decode", "vqgan_decode", "features", "reference_stats", "total")
 
 
@@ -177,11 +179,12 @@ def _load_json(file: Path) -> dict[str, Any]:
 # -- writing the table ---------------------------------------------------------------------------------
 
 def column_key(sweep: Sweep, cols: str = "auto") -> str:
+    """total_iter, or when it is not swept the first swept key but the rows' (e.g. guidance)."""
     if cols != "auto":
         return cols
-    if "total_iter" not in sweep.swept and "sweet_spot" in sweep.swept:
-        return "sweet_spot"
-    return "total_iter"
+    if "total_iter" in sweep.swept:
+        return "total_iter"
+    return next((k for k in sweep.swept if k != ROW), "total_iter")
 
 
 def table_groups(sweep: Sweep, col: str) -> list[dict[str, Any]]:
@@ -219,8 +222,9 @@ def markdown(sweep: Sweep, col: str, digits: int | None = None) -> str:
              f"{done}/{len(sweep.points)} points done"
              + (f"; checkpoint `{ckpts.pop()}`" if len(ckpts) == 1 else "") + ".",
              "Cell: FID [its bootstrap 95% interval] (leak-free FID: test images whose ground truth is "
-             "in neither train nor val); **bold**: the lowest FID of the table; ~: its interval overlaps "
-             "the lowest one's, so the data cannot tell the two apart; blank: not run (yet).", ""]
+             "in neither train nor val); acc: class consistency (generation per class); **bold**: the "
+             "lowest FID of the table; ~: its interval overlaps the lowest one's, so the data cannot "
+             "tell the two apart; blank: not run (yet).", ""]
     if done and not any(p.metric("fid") is not None for p in sweep.points):
         lines += ["No FID in this sweep (metrics.fid.enabled=false): fid_table.csv has the rest.", ""]
     for group in table_groups(sweep, col):
@@ -245,6 +249,8 @@ def markdown(sweep: Sweep, col: str, digits: int | None = None) -> str:
                     text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
                 if fid is not None and p.metric("fid_unseen") is not None:
                     text += f" ({_fmt(p.metric('fid_unseen'), digits)})"
+                if fid is not None and p.metric("class_accuracy") is not None:
+                    text += f"; acc {p.metric('class_accuracy'):.3f}"
                 if fid is not None and fid == best:
                     text = f"**{text}**"
                 elif ci is not None and best_ci is not None and ci[0] <= best_ci[1] and best_ci[0] <= ci[1]:
@@ -320,6 +326,10 @@ def build(sweep_dir: str | os.PathLike, cols: str = "auto", digits: int | None =
         tmp.write_text(markdown(sweep, col, digits))
     out["fid_plot"] = plot(sweep, col, lambda p: p.metric("fid"), "FID (95% interval shaded)",
                            sweep.dir / f"fid_vs_{col}.png", band=lambda p: p.interval())
+    if any(p.metric("class_accuracy") is not None for p in sweep.points):
+        out["accuracy_plot"] = plot(sweep, col, lambda p: p.metric("class_accuracy"),
+                                    "class consistency (probe accuracy)",
+                                    sweep.dir / f"class_accuracy_vs_{col}.png")
     out["decode_plot"] = plot(sweep, col, lambda p: p.seconds("decode"), "decode time (s)",
                               sweep.dir / f"decode_time_vs_{col}.png")
     return out
@@ -414,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="maskgit-fid-table", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", help="the multirun folder of `python eval.py -m ...`")
     parser.add_argument("--cols", default="auto",
-                        help="the table's column key (auto: total_iter, or sweet_spot when only it varies)")
+                        help="column key (auto: total_iter, else the first swept key, e.g. guidance)")
     parser.add_argument("--digits", type=int, default=None,
                         help="decimals of the FID values (default: the fewest, from 1, that tell them apart)")
     parser.add_argument("--wandb", choices=("auto", "on", "off"), default="auto",

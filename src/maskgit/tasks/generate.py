@@ -1,6 +1,10 @@
-"""Unconditional generation (python eval.py task=generate ckpt_path=... generate.num_samples=N).
+"""Generation (python eval.py task=generate ckpt_path=... generate.num_samples=N).
 
-Decodes N fully masked canvases with eval.py's decoding settings (sample i seeded from (seed, i)),
+A class-conditional checkpoint generates N samples per class of `generate.classes` (ids or names;
+null: all its classes), guided by `guidance`; `generated/samples.tsv` names each sample's class,
+`pictures/samples.png` has one row per class, and `metrics.json` adds FID and KID per class and
+the class consistency (see `modules.generation`). Otherwise:
+decodes N fully masked canvases with eval.py's decoding settings (sample i seeded from (seed, i)),
 and writes `generated/sample_0000.png ...` (into `generated.partial/`, renamed when complete),
 `pictures/samples.png` (a grid), progression pictures for the first `pictures.num_images` samples,
 and `metrics.json` (by the runner: config, FID against the val images, timings, versions). The val
@@ -22,13 +26,17 @@ from torchvision.utils import make_grid
 
 from maskgit.data.datamodule import CatFaceDataModule
 from maskgit.data.images import read_image
+from maskgit.data.labelled import LabelledDataModule
 from maskgit.decoding import DecodeSettings
 from maskgit.errors import ConfigError
-from maskgit.identity import files_digest
+from maskgit.identity import key
+from maskgit.metrics.class_probe import ClassifierSettings, classifier_path, predict, train_classifier
 from maskgit.metrics.fid import fid_settings, settings_record
-from maskgit.modules.generation import UnconditionalGenerator
+from maskgit.modules.generation import ClassSetting, SampleGenerator
+from maskgit.modules.maskgit import MaskGIT
 from maskgit.pictures import save_picture
 from maskgit.tasks import runner
+from maskgit.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +53,38 @@ class Generate(runner.EvalTask):
         self.decoding = runner.decode_settings(cfg)
         return self.decoding
 
-    def load(self, cfg: DictConfig) -> UnconditionalGenerator:
+    def load(self, cfg: DictConfig) -> SampleGenerator:
         model, ckpt_identity = runner.model_for(cfg)
+        runner.check_guidance(model, self.decoding)
         datamodule: CatFaceDataModule = instantiate(cfg.data)
-        layout = datamodule.check(splits=("val",))
+        runner.align_classes(model, datamodule)
+        files, labels = datamodule.reference_files()
+        self.chosen = chosen_classes(model, cfg.generate.get("classes"))
+        n, classes = int(cfg.generate.num_samples), None
+        if self.chosen is not None:
+            classes = ClassSetting(torch.tensor(self.chosen).repeat_interleave(n))
+            n = len(classes.sample_labels)
+            if labels is not None:  # the reference: the chosen classes' val images
+                keep = [i for i, c in enumerate(labels) if c in self.chosen]
+                files, labels = [files[i] for i in keep], [labels[i] for i in keep]
+                if cfg.metrics.classifier.enabled:
+                    self.train_classifier(cfg, datamodule, classes)
         out = Path(cfg.paths.output_dir)
         fid, self.reference = fid_settings(cfg), None
         if fid is not None:
-            files = layout.val_files[: cfg.generate.get("fid_reference_limit")]
+            limit = cfg.generate.get("fid_reference_limit")
+            files = files[:limit]
             if len(files) < 2:
                 raise ConfigError(f"FID needs at least 2 val images as its reference, got {len(files)}")
-            self.reference = (files, files_digest(files))
-        return UnconditionalGenerator(
-            model, self.decoding, out / "generated.partial", int(cfg.generate.num_samples),
+            self.reference = (files, datamodule.files_key(files))
+            if classes is not None and labels is not None:
+                classes.reference_labels = torch.tensor(labels[:limit])
+        return SampleGenerator(
+            model, self.decoding, out / "generated.partial", n,
             batch_size=int(cfg.data.batch_size), fid=fid, reference=self.reference,
             cache_dir=Path(cfg.paths.cache_dir) / "fid", num_pictures=cfg.pictures.num_images,
-            pictures_dir=out / "pictures.partial", memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}")
+            pictures_dir=out / "pictures.partial", memo_scope=f"{ckpt_identity}|fused={cfg.fused_attention}",
+            classes=classes, read=datamodule.read)
 
     def run(self, run: runner.Run) -> dict[str, Any] | None:
         cfg, out, generator = run.cfg, run.out, run.loaded
@@ -73,20 +97,55 @@ class Generate(runner.EvalTask):
         runner.publish(out / "pictures.partial", out / "pictures")
         files = sorted(samples_dir.glob("sample_*.png"))
         n = int(cfg.generate.grid_images)
+        per_class = int(cfg.generate.num_samples)
+        if self.chosen is not None:
+            self.write_labels(generator.model, samples_dir / "samples.tsv", files, per_class)
         if n:
-            shown = torch.stack([read_image(f) for f in files[:n]])
-            save_picture(make_grid(shown, nrow=min(8, len(shown)), padding=2, pad_value=255),
+            # one row per class (its first samples, at most 8), or the first n samples in rows of 8
+            columns = min(8, per_class) if self.chosen is not None else min(8, len(files))
+            shown_files = ([f for k in range(len(self.chosen)) for f in files[k * per_class:][:columns]]
+                           if self.chosen is not None else files[:n])
+            shown = torch.stack([read_image(f) for f in shown_files])
+            save_picture(make_grid(shown, nrow=columns, padding=2, pad_value=255),
                          out / "pictures" / "samples.png")
         log.info("metrics: %s", generator.final_metrics)
         return {
             **runner.model_report(cfg, generator),
             "num_samples": len(files),
+            "classes": ([generator.model.classes[c] | {"label": c} for c in self.chosen]
+                        if self.chosen is not None else None),
             "fid": {**(settings_record(generator.fid) if generator.fid else {}), "reference": "val",
                     "reference_images": len(self.reference[0]) if self.reference else None},
         }
 
+    @staticmethod
+    def train_classifier(cfg: DictConfig, datamodule: LabelledDataModule, classes: ClassSetting) -> None:
+        """The class-consistency classifier, trained on the real training images of every class of
+        the model (or read from the cache), and its accuracy on the real val images."""
+        c = cfg.metrics.classifier
+        settings = ClassifierSettings(epochs=int(c.epochs), batch_size=int(c.batch_size), lr=float(c.lr))
+        layout = datamodule.layout_with("train", "val")
+        path = classifier_path(Path(cfg.paths.cache_dir) / "classifier",
+                               key({"train": datamodule.files_key(layout.train_files),
+                                    "labels": layout.train_labels}), layout.num_classes, settings)
+        classes.classifier = train_classifier(lambda: datamodule.read_images(layout.train_files),
+                                              torch.tensor(layout.train_labels), layout.num_classes, settings,
+                                              path)
+        predicted = predict(classes.classifier, datamodule.read_images(layout.val_files))
+        right = predicted == torch.tensor(layout.val_labels)
+        classes.classifier_val_accuracy = float(right.double().mean())
+
+    def write_labels(self, model, path: Path, files: list[Path], per_class: int) -> None:
+        """samples.tsv: each sample's file, label and class (id, name)."""
+        lines = ["file\tlabel\tclass_id\tclass_name"]
+        for i, f in enumerate(files):
+            label = self.chosen[i // per_class]
+            lines.append(f"{f.name}\t{label}\t{model.classes[label]['id']}\t{model.classes[label]['name']}")
+        with atomic_path(path) as tmp:
+            tmp.write_text("\n".join(lines) + "\n")
+
     def log(self, loggers: list, report: dict[str, Any], out: Path) -> None:
-        metrics = {f"generate/{k}": v for k, v in report["metrics"].items()}
+        metrics = {f"generate/{k}": v for k, v in report["metrics"].items() if isinstance(v, int | float)}
         grid = out / "pictures" / "samples.png"
         progressions = sorted((out / "pictures").glob("progression_*.png"))
         for logger in loggers:
@@ -99,3 +158,30 @@ class Generate(runner.EvalTask):
             if progressions:  # one key per picture size
                 logger.log_image("generate/progressions", [str(p) for p in progressions],
                                  caption=[p.stem for p in progressions])
+
+
+def chosen_classes(model: MaskGIT, wanted: Any) -> list[int] | None:
+    """Label ids of `generate.classes` (ids or names; null: all) for a class-conditional model;
+    None for an unconditional one (which takes no classes)."""
+    if not model.conditional:
+        if wanted:
+            raise ConfigError("generate.classes needs a class-conditional checkpoint (trained with "
+                              "data=image_folder); this one is unconditional")
+        return None
+    if not wanted:
+        return list(range(len(model.classes)))
+    by_key: dict[str, set[int]] = {}
+    for label, c in enumerate(model.classes):
+        for k in (c["id"], *(n.strip() for n in str(c["name"]).split(","))):
+            by_key.setdefault(k.lower(), set()).add(label)
+    chosen = []
+    for w in wanted:
+        found = by_key.get(str(w).strip().lower(), set())
+        if len(found) != 1:
+            ids = ", ".join(c["id"] for c in model.classes[:5]) + (", ..." if len(model.classes) > 5 else "")
+            what = "matches several classes" if found else "is not a class of this checkpoint"
+            raise ConfigError(f"generate.classes: {w!r} {what} (its ids: {ids}; or their names)")
+        chosen.append(found.pop())
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"generate.classes names a class twice: {list(wanted)}")
+    return chosen

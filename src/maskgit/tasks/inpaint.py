@@ -52,6 +52,8 @@ class Inpaint(runner.EvalTask):
     def load(self, cfg: DictConfig) -> Loaded:
         model, ckpt_identity = runner.model_for(cfg)
         datamodule: CatFaceDataModule = instantiate(cfg.data, masks=cfg.get("masks"))
+        runner.check_guidance(model, self.decoding)
+        runner.align_classes(model, datamodule)
         layout = datamodule.check(splits=("test",))
         datamodule.use_tokenizer(model.vqgan)
         out = Path(cfg.paths.output_dir)
@@ -62,10 +64,11 @@ class Inpaint(runner.EvalTask):
             unseen = ~torch.tensor(layout.in_trainval, dtype=torch.bool)
         evaluator = InpaintingEvaluator(
             model, self.decoding, out / "test_results.partial", fid=fid,
-            reference=(layout.gt_files, files_digest(layout.gt_files)) if fid is not None else None,
+            reference=(layout.gt_files, datamodule.files_key(layout.gt_files)) if fid is not None else None,
             unseen=unseen, cache_dir=Path(cfg.paths.cache_dir) / "fid", composite=cfg.composite,
             num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures.partial",
-            memo_scope=f"{ckpt_identity}|{files_digest(test_files)}|{self.masks}|fused={cfg.fused_attention}")
+            memo_scope=f"{ckpt_identity}|{files_digest(test_files)}|{self.masks}|fused={cfg.fused_attention}",
+            norm=datamodule.test_norm, read=datamodule.read)
         return Loaded(evaluator, datamodule, layout)
 
     def run(self, run: runner.Run) -> dict[str, Any] | None:
@@ -80,11 +83,11 @@ class Inpaint(runner.EvalTask):
         runner.publish(out / "pictures.partial", out / "pictures")
         test_set = datamodule.test_set
         n = cfg.pictures.grid_images
-        if n and layout.gt_files is not None:
+        if n and test_set.gt_images is not None:
             files = sorted(results_dir.glob("image_*.png"))[:n]
             grid = comparison_grid(test_set.masked_images[: len(files)],
                                    torch.stack([read_image(f) for f in files]),
-                                   torch.stack([read_image(f) for f in layout.gt_files[: len(files)]]))
+                                   test_set.gt_images[: len(files)])
             save_picture(grid, out / "pictures" / "grid.png")
         holes = (~test_set.masks).sum((1, 2)).float().mean()
         log.info("metrics: %s", evaluator.final_metrics)

@@ -116,7 +116,8 @@ def decode_settings(cfg: DictConfig) -> DecodeSettings:
     return DecodeSettings(mask_func=cfg.mask_func, total_iter=int(cfg.total_iter),
                           sweet_spot=int(cfg.sweet_spot), choice_temperature=float(cfg.choice_temperature),
                           confidence=cfg.confidence, temperature=float(cfg.temperature),
-                          seed=int(cfg.seed))
+                          seed=int(cfg.seed), guidance=float(cfg.get("guidance", 0.0)),
+                          guidance_schedule=str(cfg.get("guidance_schedule", "constant")))
 
 
 _MODELS = BoundedCache(2)  # the models of this process's last checkpoints (a sweep uses one)
@@ -149,6 +150,19 @@ def model_for(cfg: DictConfig) -> tuple[MaskGIT, tuple[str, float]]:
     # Same weights and, in eval mode, the same logits (tested); SDPA is the faster kernel.
     model.transformer.set_fused_attention(bool(cfg.fused_attention))
     return model, identity
+
+
+def check_guidance(model: MaskGIT, settings: DecodeSettings) -> None:
+    """Guidance combines class-conditional and unconditional predictions: it needs a conditional model."""
+    if settings.guidance and not model.conditional:
+        raise ConfigError(f"guidance={settings.guidance} needs a class-conditional checkpoint (trained "
+                          "with data=image_folder); this one is unconditional: set guidance=0")
+
+
+def align_classes(model: MaskGIT, datamodule: Any) -> None:
+    """Labelled data numbered as the class-conditional model numbers its classes (its checkpoint's)."""
+    if model.conditional and hasattr(datamodule, "use_classes"):
+        datamodule.use_classes([c["id"] for c in model.classes])
 
 
 def model_report(cfg: DictConfig, module: Any) -> dict[str, Any]:

@@ -89,6 +89,23 @@ def limit_to_fast_dev_run(cfg: DictConfig) -> None:
             limit[split] = needed if current is None else min(int(current), needed)
 
 
+def condition_on_classes(cfg: DictConfig, datamodule: CatFaceDataModule) -> None:
+    """A transformer on labelled data gets one class token per class (`model.transformer.num_classes`
+    null: the data's count; 0: unconditional) and the class names, recorded in its checkpoints."""
+    transformer = cfg.model.get("transformer")
+    if not datamodule.num_classes or transformer is None:
+        return
+    wanted = transformer.get("num_classes")
+    if wanted == 0:
+        return
+    if wanted is not None and wanted != datamodule.num_classes:
+        raise ConfigError(f"model.transformer.num_classes={wanted} but the data has {datamodule.num_classes} "
+                          "classes (null: the data's count; 0: unconditional)")
+    with open_dict(cfg):
+        transformer.num_classes = datamodule.num_classes
+        cfg.model.classes = datamodule.class_records()
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train the configured model; returns the final callback metrics and the best checkpoint path."""
     quiet_libraries()
@@ -97,6 +114,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CatFaceDataModule = instantiate(cfg.data)
     datamodule.check(("train", "val"))  # a broken data set fails here, before any model is built
+    condition_on_classes(cfg, datamodule)
     model: MaskGIT | L.LightningModule = instantiate(cfg.model)
     check_stage(model, datamodule, cfg.trainer)
     check_batch_fits(datamodule, cfg.trainer)

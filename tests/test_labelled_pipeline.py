@@ -1,0 +1,160 @@
+"""data=image_folder through the whole framework on a folder in tiny-imagenet-200's own layout:
+train.py makes a class-conditional transformer, eval.py inpaints labelled images (masks from a
+generator) and generates chosen classes with per-class FID, KID and class consistency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config, run_cli
+from PIL import Image
+
+from maskgit.errors import ConfigError
+from maskgit.modules.maskgit import MaskGIT
+from maskgit.tasks.eval import evaluate
+from maskgit.tasks.train import train
+
+WNIDS = {"n02124075": "Egyptian cat", "n01443537": "goldfish, Carassius auratus", "n04398044": "teapot"}
+PER_CLASS, VAL_PER_CLASS = 12, 4
+
+
+def write_tiny_imagenet(root: Path) -> Path:
+    """3 classes of 64x64 JPEGs in tiny-imagenet-200's layout; each class a colour, with noise."""
+    rng = np.random.default_rng(0)
+    colours = {"n02124075": (200, 120, 40), "n01443537": (230, 90, 20), "n04398044": (60, 90, 200)}
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "words.txt").write_text("".join(f"{w}\t{n}\n" for w, n in WNIDS.items()) + "n00000001\tentity\n")
+    (root / "wnids.txt").write_text("".join(f"{w}\n" for w in WNIDS))
+    lines = []
+    for wnid, colour in colours.items():
+        folder = root / "train" / wnid / "images"
+        folder.mkdir(parents=True)
+        for i in range(PER_CLASS + VAL_PER_CLASS):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 30, (64, 64, 3)), 0, 255).astype(np.uint8)
+            if i < PER_CLASS:
+                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG", format="JPEG")
+            else:
+                name = f"val_{len(lines)}.JPEG"
+                Image.fromarray(pixels).save(root / "val" / "images" / name, format="JPEG")
+                lines.append(f"{name}\t{wnid}\t0\t0\t63\t63\n")
+    (root / "val" / "val_annotations.txt").write_text("".join(lines))
+    return root
+
+
+def labelled_train_overrides(root: Path, vqgan_path: Path) -> list[str]:
+    return ["data=image_folder", f"data.root={root}", "data.batch_size=8", "vqgan=tiny",
+            f"vqgan.ckpt_path={vqgan_path}", "model=tiny", "trainer=cpu",
+            "trainer.max_epochs=1", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
+            "logger=csv", "callbacks.model_summary=null"]
+
+
+@pytest.fixture(scope="module")
+def tiny_imagenet(tmp_path_factory) -> Path:
+    return write_tiny_imagenet(tmp_path_factory.mktemp("tiny-imagenet-200"))
+
+
+@pytest.fixture(scope="module")
+def conditional_ckpt(tmp_path_factory, cache_dir, tiny_imagenet, tiny_vqgan_path) -> Path:
+    out = tmp_path_factory.mktemp("train-labelled")
+    cfg = compose_config("train", labelled_train_overrides(tiny_imagenet, tiny_vqgan_path)
+                         + ["data.classes=[teapot, n02124075]"], out, cache_dir)
+    train(cfg)
+    return out / "checkpoints" / "last.ckpt"
+
+
+def eval_args(ckpt: Path, root: Path, inception: Path, *extra: str) -> list[str]:
+    return [f"ckpt_path={ckpt}", "data=image_folder", f"data.root={root}", "data.batch_size=4",
+            f"metrics.fid.weights_path={inception}", "metrics.fid.features=64", "metrics.fid.bootstrap=5",
+            "metrics.fid.kid_subsets=5", "metrics.classifier.epochs=2", "trainer=cpu",
+            "trainer.enable_progress_bar=false", "logger=csv",
+            "total_iter=3", "pictures.num_images=1", "pictures.grid_images=4", *extra]
+
+
+def test_training_on_labelled_folder_makes_a_conditional_checkpoint(conditional_ckpt):
+    model = MaskGIT.from_checkpoint(str(conditional_ckpt))
+    assert model.conditional and model.transformer.num_classes == 2
+    assert model.classes == [{"id": "n04398044", "name": "teapot"},
+                             {"id": "n02124075", "name": "Egyptian cat"}]  # the order data.classes gave
+    ckpt = torch.load(conditional_ckpt, map_location="cpu", weights_only=True)
+    assert "transformer.class_emb.weight" in ckpt["state_dict"]
+
+
+def test_token_cache_carries_the_labels(conditional_ckpt, cache_dir):
+    files = sorted((cache_dir / "tokens").glob("labelled-train-*.pt"))
+    assert files
+    payload = torch.load(files[-1], weights_only=True)
+    assert payload["tokens"].shape == (2 * PER_CLASS, 256)
+    assert payload["labels"].tolist() == [0] * PER_CLASS + [1] * PER_CLASS
+
+
+def test_label_conditioned_inpainting_with_guidance(tmp_path, cache_dir, tiny_imagenet, conditional_ckpt,
+                                                    inception_weights):
+    cfg = compose_config("eval", eval_args(conditional_ckpt, tiny_imagenet, inception_weights,
+                                           "masks.source=box", "guidance=1.0"), tmp_path, cache_dir)
+    report = evaluate(cfg)
+    assert report["num_images"] == 2 * VAL_PER_CLASS  # the val images of the model's two classes
+    assert {"fid", "kid_mean", "hole_psnr", "masked_token_accuracy"} <= set(report["metrics"])
+    assert (tmp_path / "pictures" / "grid.png").is_file()
+    # another guidance is another decoding (not served from the step memory); that guidance changes
+    # the tokens is shown on a model with a strong class preference (test_class_conditional)
+    other = compose_config("eval", eval_args(conditional_ckpt, tiny_imagenet, inception_weights,
+                                             "masks.source=box", "guidance=0"), tmp_path / "w0", cache_dir)
+    assert evaluate(other)["decoded_now"] == 2 * VAL_PER_CLASS
+
+
+def test_labelled_folder_has_no_masks_of_its_own(tmp_path, cache_dir, tiny_imagenet, conditional_ckpt,
+                                                 inception_weights):
+    cfg = compose_config("eval", eval_args(conditional_ckpt, tiny_imagenet, inception_weights), tmp_path,
+                         cache_dir)
+    with pytest.raises(ConfigError, match="masks.source"):
+        evaluate(cfg)
+
+
+def test_generate_chosen_classes_per_class_metrics_and_labels(tmp_path, cache_dir, tiny_imagenet,
+                                                              conditional_ckpt, inception_weights):
+    args = eval_args(conditional_ckpt, tiny_imagenet, inception_weights, "task=generate",
+                     "generate.num_samples=3", "generate.classes=[Egyptian cat,teapot]", "guidance=2",
+                     "guidance_schedule=linear")
+    cfg = compose_config("eval", args, tmp_path, cache_dir)
+    report = evaluate(cfg)
+    assert report["num_samples"] == 6
+    assert [c["label"] for c in report["classes"]] == [1, 0]
+    tsv = (tmp_path / "generated" / "samples.tsv").read_text().splitlines()
+    assert tsv[1].split("\t") == ["sample_0000.png", "1", "n02124075", "Egyptian cat"]
+    assert tsv[-1].split("\t") == ["sample_0005.png", "0", "n04398044", "teapot"]
+    metrics = report["metrics"]
+    assert set(metrics["per_class"]) == {"0", "1"} and "fid" in metrics["per_class"]["1"]
+    assert 0 <= metrics["class_accuracy"] <= 1
+    assert set(metrics["class_accuracy_per_class"]) == {"0", "1"}
+    # the classifier separates these colours: the real val images are read right
+    assert metrics["classifier_val_accuracy"] == 1.0
+    with Image.open(tmp_path / "pictures" / "samples.png") as img:  # a row per class, 3 samples each
+        assert img.size == (2 + 3 * 66, 2 + 2 * 66)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["config"]["guidance"] == 2.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["task=generate", "generate.classes=[zebra]"], "'zebra' is not a class of this checkpoint"),
+    (["task=generate", "guidance=-1"], "guidance must be a number >= 0"),
+])
+def test_bad_class_settings_are_one_line(tmp_path, tiny_imagenet, conditional_ckpt, inception_weights, args,
+                                         message):
+    result = run_cli("eval.py", *eval_args(conditional_ckpt, tiny_imagenet, inception_weights, *args),
+                     f"paths.log_dir={tmp_path}/logs", cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_guidance_on_an_unconditional_checkpoint_is_refused(tmp_path, cache_dir, data_root, trained_ckpt,
+                                                            inception_weights):
+    from conftest import eval_overrides
+
+    cfg = compose_config("eval", eval_overrides(trained_ckpt, data_root, inception_weights) + ["guidance=1"],
+                         tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match="needs a class-conditional checkpoint"):
+        evaluate(cfg)
