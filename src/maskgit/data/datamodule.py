@@ -202,13 +202,13 @@ class CatFaceDataModule(L.LightningDataModule):
 
     def _pixel_tokens(self, name: str, images: Tensor) -> Tensor:
         """Tokens (N, h*w) of in-memory uint8 test images, keyed by their content in the token cache."""
-        vqgan = self._tokenizer()
-        path = self.token_cache.path_for_digest(name, len(images), vqgan, "images:" + tensor_digest(images),
-                                                LAB_TEST)
+        vqgan, norm = self._tokenizer(), self.test_norm
+        digest = "images:" + tensor_digest(images)
+        path = self.token_cache.path_for_digest(name, len(images), vqgan, digest, norm)
         what = f"encoding {len(images):,} {name} images"
 
         def encode(device: torch.device) -> Tensor:
-            return encode_tensors(vqgan, images, LAB_TEST, self.encode_batch_size, device, what)
+            return encode_tensors(vqgan, images, norm, self.encode_batch_size, device, what)
 
         return self.token_cache.cached(path, vqgan, self._device(), what, encode)
 

@@ -137,17 +137,8 @@ class LabelledDataModule(CatFaceDataModule):
         known = generate_masks(self.masks["source"], len(gt_images), seed=self.masks["seed"],
                                size=self.image_size, **self.masks["params"])
         masked_images = torch.where(known[:, None], gt_images, torch.full_like(gt_images, HOLE_VALUE))
-        tokens = self._masked_tokens(masked_images)
+        tokens = self._pixel_tokens(f"labelled-masked-{self.masks['source']}", masked_images)
         return InpaintingSet(tokens, known, masked_images, gt_tokens, gt_images, labels=labels)
-
-    def _masked_tokens(self, images: Tensor) -> Tensor:
-        vqgan = self._tokenizer()
-        name = f"labelled-masked-{self.masks['source']}"
-        path = self.token_cache.path_for_digest(name, len(images), vqgan, "images:" + tensor_digest(images),
-                                                LAB_TRAIN)
-        what = f"encoding {len(images):,} masked val images"
-        return self.token_cache.cached(path, vqgan, self._device(), what, lambda device: encode_tensors(
-            vqgan, images, LAB_TRAIN, self.encode_batch_size, device, what))
 
     def files_key(self, files: Sequence) -> str:
         return key({"files": files_digest(files), "size": self.image_size})

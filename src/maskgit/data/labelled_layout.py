@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from maskgit.data.layout import check_limit
 from maskgit.errors import ConfigError, DataError
 
 LAYOUTS = ("auto", "image_folder", "tiny_imagenet")
@@ -301,21 +302,6 @@ def _detect(root: Path) -> str:
 # -- checks and the public entry points ------------------------------------------------------------
 
 
-def _check_limit(limit: Mapping | None) -> dict[str, int]:
-    if not limit:
-        return {}
-    out = {}
-    for split, n in limit.items():
-        if split not in SPLITS:
-            raise ConfigError(f"data limit: unknown split {split!r} (expected one of {SPLITS})")
-        if n is None:
-            continue
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"data limit for {split} must be a positive integer, found {n!r}")
-        out[split] = n
-    return out
-
-
 def _check_settings(layout: str, val_fraction: float, splits: Collection[str]) -> None:
     if layout not in LAYOUTS:
         raise ConfigError(f"data.layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
@@ -356,7 +342,7 @@ def scan_labelled(
     kept file is opened and verified by PIL.
     """
     _check_settings(layout, val_fraction, splits)
-    limits = _check_limit(limit)
+    limits = check_limit(limit, SPLITS)
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"{root}: data root does not exist ({_HINT})")

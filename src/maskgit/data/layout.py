@@ -129,13 +129,14 @@ def _read_in_trainval(tsv: Path, test_files: list[Path]) -> list[bool]:
     return result
 
 
-def _check_limit(limit: Mapping | None) -> dict[str, int]:
+def check_limit(limit: Mapping | None, splits: tuple[str, ...] = SPLITS) -> dict[str, int]:
+    """`data.limit` as {split: n} for the splits with a limit; one-line ConfigError otherwise."""
     if not limit:
         return {}
     out = {}
     for split, n in limit.items():
-        if split not in SPLITS:
-            raise ConfigError(f"data limit: unknown split {split!r} (expected one of {SPLITS})")
+        if split not in splits:
+            raise ConfigError(f"data limit: unknown split {split!r} (expected one of {splits})")
         if n is None:
             continue
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -161,7 +162,7 @@ def scan_layout(
     unknown = [s for s in splits if s not in SPLITS]
     if unknown or not splits:
         raise ValueError(f"splits must be some of {SPLITS}, got {list(splits)}")
-    limits = _check_limit(limit)
+    limits = check_limit(limit)
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"data root {root} does not exist (set data.root or MASKGIT_DATA_ROOT)")
