@@ -19,6 +19,7 @@ from maskgit.decoding import (
     DecodeSettings,
     decode,
     get_schedule,
+    halton_ranks,
     pixel_to_token_mask,
 )
 from maskgit.errors import ConfigError
@@ -103,7 +104,7 @@ def test_unknown_schedule_error_lists_valid_names():
 
 @pytest.mark.parametrize("bad", [{"total_iter": 0}, {"confidence": "margin"},
                                  {"mask_func": "nope"}, {"temperature": -1.0},
-                                 {"temperature": math.inf}])
+                                 {"temperature": math.inf}, {"order": "random"}])
 def test_decode_rejects_bad_config(model, batch, bad):
     with pytest.raises(ConfigError):
         run(model, batch, **bad)
@@ -231,6 +232,40 @@ def test_the_lowest_scored_predictions_stay_masked(model, batch):
     assert torch.equal(out.tokens, run(model, batch, choice_temperature=0.0,
                                        confidence="logprob").tokens)
     assert not torch.equal(run(model, batch).tokens, run(model, batch, confidence="logprob").tokens)
+
+
+def test_halton_ranks_are_a_permutation_that_spreads_over_the_grid():
+    ranks = halton_ranks(L)
+    assert sorted(ranks.tolist()) == list(range(L))
+    cells = (ranks < 16).nonzero().flatten()  # the first 16 revealed: no two neighbours, every quarter
+    ys, xs = cells // 16, cells % 16
+    distance = ((ys[:, None] - ys) ** 2 + (xs[:, None] - xs) ** 2).float().sqrt() + 99 * torch.eye(16)
+    assert distance.min() >= 2
+    quarters = (ranks < 16).view(2, 8, 2, 8).sum(dim=(1, 3))
+    assert quarters.min() >= 3 and quarters.max() <= 5
+    raster = torch.arange(L)  # what it is not: a raster order puts the first 16 in one row
+    assert ((raster < 16).view(2, 8, 2, 8).sum(dim=(1, 3)) == 0).any()
+    with pytest.raises(ConfigError, match="square"):
+        halton_ranks(200)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_halton_order_reveals_masked_tokens_in_its_fixed_order(model, batch, schedule):
+    """Each step leaves exactly the schedule's count masked, and those are the latest in the Halton
+    order among the image's masked tokens, whatever the model's confidences."""
+    _, masked, _ = batch
+    out = run(model, batch, mask_func=schedule, order="halton", return_steps=True)
+    ranks = halton_ranks(L)
+    for t, still in enumerate(out.step_masks):
+        assert still.sum(1).tolist() == [expected_masked(n, schedule, t, 6) for n in N_MASKED]
+        for i in range(len(N_MASKED)):
+            revealed = masked[i] & ~still[i]
+            if still[i].any() and revealed.any():
+                assert ranks[still[i]].min() > ranks[revealed].max()
+    # no confidences: choice temperature and confidence change nothing, the order does
+    assert torch.equal(out.tokens, run(model, batch, mask_func=schedule, order="halton",
+                                       choice_temperature=0.0, confidence="logprob").tokens)
+    assert not torch.equal(out.tokens, run(model, batch, mask_func=schedule).tokens)
 
 
 def test_score_noise_is_choice_temperature_times_one_minus_r(model, batch):

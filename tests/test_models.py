@@ -20,7 +20,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from maskgit.decoding import get_schedule
+from maskgit.data.masks import generate_masks
+from maskgit.decoding import get_schedule, pixel_to_token_mask
 from maskgit.errors import CheckpointError, ConfigError
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.transformer import BidirectionalTransformer
@@ -463,6 +464,40 @@ def test_schedule_masking_follows_the_schedule_on_average_at_random_positions(ma
     assert fraction.min() > 0 and fraction.max() <= 1
     per_position = masked.float().mean(0)  # positions are drawn uniformly, not a fixed block
     assert (per_position - fraction.mean()).abs().max() < 0.05
+
+
+def test_mask_ratio_range_bounds_the_masked_fraction():
+    """linear with r ~ U(0, 0.75): the masked fraction is ~ U(0.25, 1) (the lab's best recipe)."""
+    masked = mvtm_mask(4000, 256, masking="schedule", mask_func="linear", bernoulli_p=0.5,
+                       generator=torch.Generator().manual_seed(3), device=torch.device("cpu"),
+                       r_max=0.75)
+    fraction = masked.float().mean(1)
+    assert fraction.min() >= 0.25 and fraction.max() <= 1
+    assert abs(fraction.mean().item() - 0.625) < 0.02
+
+
+def test_region_masking_masks_ceil_gamma_r_of_one_generated_hole():
+    """regions.prob=1: each row's candidates are the tokens of one free-form hole (the pixel-mask
+    generator's, recomputed here from the same draws), ceil(gamma(r) * N_hole) of them masked."""
+    batch, regions = 32, {"prob": 1.0, "shape": "freeform", "params": {"width": [6, 12]}}
+    masked = mvtm_mask(batch, 256, masking="schedule", mask_func="cosine", bernoulli_p=0.5,
+                       generator=torch.Generator().manual_seed(8), device=torch.device("cpu"),
+                       regions=regions)
+    g = torch.Generator().manual_seed(8)
+    r = torch.rand(batch, generator=g)
+    assert (torch.rand(batch, generator=g) < 1).all()
+    seed = int(torch.randint(2**62, (1,), generator=g))
+    holes = pixel_to_token_mask(generate_masks("freeform", batch, seed=seed, size=64, width=[6, 12]))
+    assert not (masked & ~holes).any()  # nothing outside the hole
+    expected = torch.ceil(get_schedule("cosine")(r) * holes.sum(1)).clamp_min(1).long()
+    assert torch.equal(masked.sum(1), expected)
+    assert holes.sum(1).float().mean() < 200  # the holes are regions, not the whole grid
+    mixed = mvtm_mask(400, 256, masking="schedule", mask_func="cosine", bernoulli_p=0.5,
+                      generator=torch.Generator().manual_seed(8), device=torch.device("cpu"),
+                      regions={**regions, "prob": 0.5})
+    grid = mixed.view(400, 16, 16)
+    whole_grid = (grid.any(2).sum(1) == 16) & (grid.any(1).sum(1) == 16)  # rows and columns all hit
+    assert 0.2 < whole_grid.float().mean() < 0.8
 
 
 @pytest.mark.parametrize("p", [0.15, 0.5])

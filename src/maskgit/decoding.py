@@ -6,6 +6,7 @@ rules followed here and where the randomness comes from.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -40,6 +41,9 @@ MASK_SCHEDULES: dict[str, Schedule] = {
 }
 
 CONFIDENCES = ("prob", "logprob")
+# Which masked tokens are revealed at each step: the most confident samples (MaskGIT), or a fixed
+# spatial order of low discrepancy over the token grid (Besnier et al., ICLR 2025: the Halton scheduler)
+ORDERS = ("confidence", "halton")
 # w_t of classifier-free guidance at step t (r = (t+1)/T): the scale w throughout, or growing to w
 GUIDANCE_SCHEDULES: dict[str, Callable[[float, float], float]] = {
     "constant": lambda w, r: w,
@@ -60,6 +64,7 @@ class DecodeSettings:
     seed: int = 0  # the run's seed; image i's noise is keyed by the seeds `decode` is given
     guidance: float = 0.0  # classifier-free guidance scale w (class-conditional models; 0: none)
     guidance_schedule: str = "constant"  # w_t over the steps: constant, linear (w * (t+1)/T)
+    order: str = "confidence"  # which tokens each step reveals: confidence, halton (see ORDERS)
 
     def memo_key(self, scope: str) -> tuple:
         """`scope` identifies the model and the test tokens; the sweet spot is left out."""
@@ -92,6 +97,38 @@ def guided_logits(logits_fn: Callable[..., Tensor], tokens: Tensor, labels: Tens
     both = logits_fn(torch.cat([tokens, tokens]), torch.cat([labels, torch.full_like(labels, null_label)]))
     cond, uncond = both.chunk(2)
     return cond + w * (cond - uncond)
+
+
+def _radical_inverse(i: int, base: int) -> float:
+    """The i-th element of the van der Corput sequence in `base` (the digits of i mirrored)."""
+    x, f = 0.0, 1.0 / base
+    while i:
+        i, digit = divmod(i, base)
+        x += digit * f
+        f /= base
+    return x
+
+
+@functools.lru_cache(maxsize=8)
+def halton_ranks(length: int) -> Tensor:
+    """(length,) rank of each token of a square grid in the 2-D Halton sequence (bases 2 and 3):
+    token k is the ranks[k]-th to be revealed. Consecutive tokens of the order spread evenly over the
+    grid, so each step's new tokens are far from each other (and their joint sampling errors small)."""
+    side = math.isqrt(length)
+    if side * side != length:
+        raise ConfigError(f"order=halton needs a square token grid, got {length} tokens")
+    order: list[int] = []
+    seen: set[int] = set()
+    i = 0
+    while len(order) < length:
+        i += 1
+        cell = int(_radical_inverse(i, 3) * side) * side + int(_radical_inverse(i, 2) * side)
+        if cell not in seen:
+            seen.add(cell)
+            order.append(cell)
+    ranks = torch.empty(length, dtype=torch.long)
+    ranks[torch.tensor(order)] = torch.arange(length)
+    return ranks
 
 
 def pixel_to_token_mask(pixel_known: Tensor, patch: int = 4) -> Tensor:
@@ -154,6 +191,8 @@ def decode(
     choice_temperature * (1 - r) * Gumbel noise, and keeps the floor(N_i * gamma(r)) lowest-scored
     masked (N_i: originally masked in image i); the others are fixed for good. `sweet_spot` = t
     stops after step t with still-masked tokens taking that step's samples (-1: never).
+    `order="halton"` replaces the scores: the masked tokens are revealed in the fixed order of
+    `halton_ranks` (the choice temperature and the confidence then play no part).
     Image i's randomness at step t is counter-based noise of (seeds[i], t, token) computed for the
     whole batch in one op (`maskgit.counter_noise`), so results do not depend on the batch, its size
     or the device, and no Python loop runs over images.
@@ -172,6 +211,8 @@ def decode(
         raise ConfigError(f"sweet_spot must be -1 (never) or a step >= 0, got {sweet_spot}")
     if not 0 <= temperature < math.inf:
         raise ConfigError(f"temperature must be >= 0 (0: the most likely code), got {temperature}")
+    if s.order not in ORDERS:
+        raise ConfigError(f"unknown order {s.order!r}; valid: {', '.join(ORDERS)}")
     gamma = get_schedule(mask_func)
     if s.guidance_schedule not in GUIDANCE_SCHEDULES:
         raise ConfigError(f"unknown guidance_schedule {s.guidance_schedule!r}; valid: "
@@ -191,6 +232,8 @@ def decode(
     cur = masked.clone()
     tokens = torch.where(cur, num_codes, tokens.long())
     n_masked = masked.sum(dim=1).double()
+    # later in the Halton order = lower score = stays masked longer
+    halton = -halton_ranks(length).to(device, torch.float32) if s.order == "halton" else None
     steps_tok, steps_mask = [], []
 
     with torch.no_grad():
@@ -210,12 +253,15 @@ def decode(
             else:
                 tempered = probs if temperature == 1 else torch.softmax(logits / temperature, dim=-1)
                 sampled = sample_codes(tempered, u_code)
-            if confidence == "prob":
-                score = probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
-            else:  # log-probability without underflow: logit - logsumexp
-                score = (logits.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
-                         - torch.logsumexp(logits, dim=-1))
-            score = score + choice_temperature * (1 - r) * _gumbel(u_pick)
+            if halton is not None:
+                score = halton.expand_as(sampled)
+            else:
+                if confidence == "prob":
+                    score = probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+                else:  # log-probability without underflow: logit - logsumexp
+                    score = (logits.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+                             - torch.logsumexp(logits, dim=-1))
+                score = score + choice_temperature * (1 - r) * _gumbel(u_pick)
             score = torch.where(cur, score, torch.inf)
 
             if t == total_iter - 1:

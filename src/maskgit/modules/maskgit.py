@@ -12,6 +12,7 @@ one checks that the VQGAN at hand is the one the transformer was trained on.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
-from maskgit.decoding import get_schedule
+from maskgit.data.masks import check_mask_params, generate_masks
+from maskgit.decoding import get_schedule, pixel_to_token_mask
 from maskgit.errors import CheckpointError, ConfigError
 from maskgit.identity import module_digest
 from maskgit.models.checkpoint import build_vqgan, load_strict, read_weights_file
@@ -37,19 +39,35 @@ LEGACY_SCHEDULER = {"_target_": "maskgit.optim.warmup_cosine", "warmup_steps": 1
 
 
 def mvtm_mask(batch: int, length: int, *, masking: str, mask_func: str, bernoulli_p: float,
-              generator: torch.Generator | None, device: torch.device) -> Tensor:
+              generator: torch.Generator | None, device: torch.device, r_min: float = 0.0,
+              r_max: float = 1.0, regions: dict[str, Any] | None = None) -> Tensor:
     """Which tokens to mask (B, L) bool.
 
-    `schedule`: per sample r ~ U(0,1) and exactly ceil(gamma(r) * L) masked tokens (MaskGIT paper).
+    `schedule`: per sample r ~ U(r_min, r_max) and exactly ceil(gamma(r) * N) of its N candidate
+    tokens masked (MaskGIT paper: r ~ U(0, 1); mask_func=linear with r_max=0.75 masks a fraction
+    ~ U(0.25, 1), the best public lab result). The candidates are every token, or, with probability
+    `regions["prob"]`, the tokens of one generated hole (`regions["shape"]`, `regions["params"]`:
+    a pixel mask of `maskgit.data.masks` at 4 pixels per token): the state of an inpainting decode of
+    a contiguous hole at ratio r, which is what the test set asks for.
     `bernoulli`: each token masked independently with probability p (the lab's training).
     """
     if masking == "bernoulli":
         return torch.rand(batch, length, generator=generator, device=device) < bernoulli_p
     if masking != "schedule":
         raise ConfigError(f"unknown model.mvtm.masking '{masking}'; valid: bernoulli, schedule")
-    r = torch.rand(batch, generator=generator, device=device)
-    n = torch.ceil(get_schedule(mask_func)(r) * length).clamp(1, length)
-    ranks = torch.rand(batch, length, generator=generator, device=device).argsort(1).argsort(1)
+    r = r_min + (r_max - r_min) * torch.rand(batch, generator=generator, device=device)
+    candidates = torch.ones(batch, length, dtype=torch.bool, device=device)
+    prob = float((regions or {}).get("prob", 0.0))
+    if prob > 0:
+        in_hole = torch.rand(batch, generator=generator, device=device) < prob
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=device))
+        side = math.isqrt(length)
+        known = generate_masks(regions["shape"], int(in_hole.sum()), seed=seed, size=4 * side,
+                               **(regions.get("params") or {}))
+        candidates[in_hole] = pixel_to_token_mask(known).to(device)
+    n = torch.ceil(get_schedule(mask_func)(r) * candidates.sum(1)).clamp_min(1)
+    score = torch.rand(batch, length, generator=generator, device=device).masked_fill(~candidates, 2.0)
+    ranks = score.argsort(1).argsort(1)
     return ranks < n[:, None]
 
 
@@ -77,9 +95,16 @@ class MaskGIT(L.LightningModule):
                                    "scheduler": node_config(self._scheduler_node, "model.scheduler"),
                                    "compile": compile, "classes": classes})
         self.vqgan_setting = vqgan_setting
+        # defaults for checkpoints written before a key existed (a new model's values come from YAML)
         self.mvtm = {"masking": "schedule", "mask_func": "cosine", "bernoulli_p": 0.5,
-                     "label_smoothing": 0.0, "cond_drop": 0.1, **(mvtm or {})}
+                     "label_smoothing": 0.0, "cond_drop": 0.1, "r_min": 0.0, "r_max": 1.0,
+                     "regions": {"prob": 0.0}, **(mvtm or {})}
         get_schedule(self.mvtm["mask_func"])  # fail at construction on a bad name
+        if not 0 <= self.mvtm["r_min"] < self.mvtm["r_max"] <= 1:
+            raise ConfigError(f"model.mvtm.r_min={self.mvtm['r_min']} and r_max={self.mvtm['r_max']} "
+                              "must satisfy 0 <= r_min < r_max <= 1")
+        if self.mvtm["regions"].get("prob", 0) > 0:
+            check_mask_params(self.mvtm["regions"]["shape"], self.mvtm["regions"].get("params"))
         self.vqgan = build_vqgan(vqgan, vqgan_setting)
         if transformer.get("num_codebook_vectors") != self.vqgan.num_codebook_vectors:
             raise ConfigError("model.transformer.num_codebook_vectors must equal the VQGAN's "
@@ -127,9 +152,10 @@ class MaskGIT(L.LightningModule):
     # -- masked visual token modeling -----------------------------------------------------------
     def _mvtm_loss(self, tokens: Tensor, generator: torch.Generator | None,
                    labels: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        masked = mvtm_mask(*tokens.shape, masking=self.mvtm["masking"],
-                           mask_func=self.mvtm["mask_func"], bernoulli_p=self.mvtm["bernoulli_p"],
-                           generator=generator, device=tokens.device)
+        m = self.mvtm
+        masked = mvtm_mask(*tokens.shape, masking=m["masking"], mask_func=m["mask_func"],
+                           bernoulli_p=m["bernoulli_p"], generator=generator, device=tokens.device,
+                           r_min=m["r_min"], r_max=m["r_max"], regions=m["regions"])
         inputs = tokens.masked_fill(masked, self.mask_token_id)
         logits = self.transformer(inputs, labels)[..., : self.num_codes]  # the mask id is never a target
         loss = F.cross_entropy(logits[masked], tokens[masked],

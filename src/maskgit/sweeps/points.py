@@ -46,17 +46,19 @@ def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
     A result taken after step 0 (total_iter=1, or sweet_spot=0) is the first step's samples for
     every masked token: the schedule, the number of steps, the temperature of the choice and the
     confidence only decide which tokens stay masked, so they do not matter there (the sampling
-    temperature does).
+    temperature does). With order=halton the choice temperature and the confidence play no part.
     """
     # guidance only where it is used (unconditional points keep the keys they had before it existed)
     guidance = {"guidance": s.guidance, "guidance_schedule": s.guidance_schedule} if s.guidance else {}
     if s.last_step == 0:
         return {"steps": "one step: every masked token takes step 0's sample",
                 "temperature": s.temperature, **guidance}
+    # the Halton order replaces the confidences and their noise
+    choice = ({"order": s.order} if s.order == "halton" else
+              {"choice_temperature": s.choice_temperature, "confidence": s.confidence})
     return {"mask_func": s.mask_func, "total_iter": s.total_iter,
             "sweet_spot": -1 if s.last_step == s.total_iter - 1 else s.last_step,
-            "choice_temperature": s.choice_temperature, "confidence": s.confidence,
-            "temperature": s.temperature, **guidance}
+            **choice, "temperature": s.temperature, **guidance}
 
 
 def path_identity(path: str | None) -> str | None:

@@ -117,7 +117,8 @@ def decode_settings(cfg: DictConfig) -> DecodeSettings:
                           sweet_spot=int(cfg.sweet_spot), choice_temperature=float(cfg.choice_temperature),
                           confidence=cfg.confidence, temperature=float(cfg.temperature),
                           seed=int(cfg.seed), guidance=float(cfg.get("guidance", 0.0)),
-                          guidance_schedule=str(cfg.get("guidance_schedule", "constant")))
+                          guidance_schedule=str(cfg.get("guidance_schedule", "constant")),
+                          order=str(cfg.get("order", "confidence")))
 
 
 _MODELS = BoundedCache(2)  # the models of this process's last checkpoints (a sweep uses one)
