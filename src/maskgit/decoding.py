@@ -6,7 +6,6 @@ rules followed here and where the randomness comes from.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -109,11 +108,11 @@ def _radical_inverse(i: int, base: int) -> float:
     return x
 
 
-@functools.lru_cache(maxsize=8)
 def halton_ranks(length: int) -> Tensor:
     """(length,) rank of each token of a square grid in the 2-D Halton sequence (bases 2 and 3):
     token k is the ranks[k]-th to be revealed. Consecutive tokens of the order spread evenly over the
-    grid, so each step's new tokens are far from each other (and their joint sampling errors small)."""
+    grid, so each step's new tokens are far from each other (and their joint sampling errors small).
+    Computed once per `decode` call (a few hundred additions), so it is not cached."""
     side = math.isqrt(length)
     if side * side != length:
         raise ConfigError(f"order=halton needs a square token grid, got {length} tokens")
@@ -247,7 +246,8 @@ def decode(
                 logits = guided_logits(logits_fn, tokens, labels.to(device), null_label, w)
             logits = logits[..., :num_codes]
             logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-            probs = torch.softmax(logits, dim=-1) if confidence == "prob" or temperature == 1 else None
+            scored_by_prob = confidence == "prob" and halton is None
+            probs = torch.softmax(logits, dim=-1) if scored_by_prob or temperature == 1 else None
             if temperature == 0:
                 sampled = logits.argmax(dim=-1)
             else:
