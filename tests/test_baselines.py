@@ -56,13 +56,20 @@ def test_classical_inpainting_beats_gray_holes_in_the_holes(real):
 
 def test_baselines_task_writes_table_picture_and_metrics(tmp_path, cache_dir, data_root, tiny_vqgan_path,
                                                          inception_weights):
-    cfg = compose_config("eval", [
+    perfect = tmp_path / "perfect" / "test_results"  # a run that inpainted every hole exactly
+    perfect.mkdir(parents=True)
+    for i in range(N):
+        (perfect / f"image_{i:03d}.png").write_bytes((data_root / "gt" / f"image_{i:03d}.png").read_bytes())
+    cfg = compose_config("eval", [f"baselines.results={{perfect:{perfect.parent}}}",
         "task=baselines", f"data.root={data_root}", f"data.limit.test={N}", "vqgan=tiny",
         f"vqgan.ckpt_path={tiny_vqgan_path}", f"metrics.fid.weights_path={inception_weights}",
         "metrics.fid.features=64", "metrics.fid.bootstrap=20", "logger=csv", "baselines.picture_images=4",
         "masks.source=box"], tmp_path, cache_dir)
     report = evaluate(cfg)
     rows = report["metrics"]
+    perfect_row = rows.pop("perfect")  # a result row comes first, scored like the methods
+    assert perfect_row["hole_l1"] == 0 and perfect_row["ssim"] == pytest.approx(1.0)
+    assert perfect_row["fid"] < min(m["fid"] for m in rows.values())
     assert list(rows) == ["masked_input", "mean_colour", "telea", "navier_stokes", "vqgan_ceiling",
                           "vqgan_ceiling_composite"]
     for m in rows.values():
@@ -78,13 +85,13 @@ def test_baselines_task_writes_table_picture_and_metrics(tmp_path, cache_dir, da
     assert saved["fid"]["features"] == 64 and len(saved["fid"]["weights_sha256"]) == 64
     assert saved["versions"]["torch"] == torch.__version__  # what reproducibility depends on
     table = (tmp_path / "baselines.md").read_text().splitlines()
-    assert table[2].startswith("| method | FID [95% interval]") and len(table) == 4 + len(rows)
+    assert table[2].startswith("| method | FID [95% interval]") and len(table) == 5 + len(rows)
     with open(tmp_path / "baselines.csv") as fh:
         records = list(csv.DictReader(fh))
-    assert [r["method"] for r in records] == list(rows)
-    assert float(records[2]["fid"]) == pytest.approx(rows["telea"]["fid"])
-    with Image.open(tmp_path / "pictures" / "baselines.png") as img:  # 6 methods + ground truth, 4 images
-        assert img.size == (150 + 2 + 4 * 66, 2 + 7 * 66)  # a 150-pixel column of row names
+    assert [r["method"] for r in records] == ["perfect", *rows]
+    assert float(records[3]["fid"]) == pytest.approx(rows["telea"]["fid"])
+    with Image.open(tmp_path / "pictures" / "baselines.png") as img:  # 7 rows + ground truth, 4 images
+        assert img.size == (150 + 2 + 4 * 66, 2 + 8 * 66)  # a 150-pixel column of row names
 
 
 def test_baselines_without_a_vqgan_leave_the_ceiling_out(tmp_path, data_root):
@@ -96,6 +103,16 @@ def test_baselines_without_a_vqgan_leave_the_ceiling_out(tmp_path, data_root):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["methods"] == ["masked_input", "mean_colour", "telea", "navier_stokes"]
     assert "fid" not in saved["metrics"]["telea"]
+
+
+def test_a_results_folder_without_the_test_images_is_one_line(tmp_path, data_root):
+    (tmp_path / "run" / "test_results").mkdir(parents=True)
+    proc = run_cli("eval.py", "task=baselines", f"data.root={data_root}", "data.limit.test=4",
+                   "metrics.fid.enabled=false", "vqgan.ckpt_path=null", "logger=csv",
+                   f"baselines.results={{ours:{tmp_path / 'run'}}}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: baselines.results: {tmp_path / 'run' / 'test_results'} lacks 4 of the 4 test images")
 
 
 def test_an_unknown_method_is_one_line(tmp_path, data_root):

@@ -4,6 +4,9 @@ On the same test images and masks as inpainting (any `masks.source`), each metho
 `baselines.methods` is scored like a MaskGIT result: FID and fid_unseen with their 95% intervals,
 KID, hole L1/PSNR and SSIM. The VQGAN ceiling rows need a VQGAN: the one a stage-2 `ckpt_path`
 names, or `vqgan.ckpt_path` (a VQGAN file or a stage-1 checkpoint) with its `vqgan=` architecture.
+`baselines.results` ({name: folder}) adds finished inpaintings (an eval.py run folder or its
+`test_results/`, the lab's file names) as rows above the methods, scored the same way, so several
+runs can be compared with the baselines in one table and picture.
 Writes `baselines.md`, `baselines.csv`, `pictures/baselines.png` (a row per method on the same
 images), `metrics.json` (by the runner); the table and picture also go to wandb.
 """
@@ -24,8 +27,9 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from torchvision.utils import make_grid
 
 from maskgit import baselines
+from maskgit.data.images import read_image
 from maskgit.data.mask_sources import mask_settings, test_pixels
-from maskgit.errors import ConfigError
+from maskgit.errors import ConfigError, DataError
 from maskgit.identity import files_digest, module_digest, tensor_digest
 from maskgit.metrics.fid import (
     FIDSettings,
@@ -70,6 +74,8 @@ class Baselines(EvalTask):
             raise ConfigError(f"baselines.methods: unknown {unknown or 'empty list'}; "
                               f"valid: {', '.join(METHODS)}")
         self.masks = mask_settings(cfg.get("masks"))
+        self.results = {str(name): Path(str(folder))
+                        for name, folder in (cfg.baselines.get("results") or {}).items()}
 
     def load(self, cfg: DictConfig) -> VQGAN | None:
         self.layout = instantiate(cfg.data).check(splits=("test",))
@@ -95,9 +101,11 @@ class Baselines(EvalTask):
         pictures: dict[str, Tensor] = dict(self.picture_rows)
         seconds: dict[str, float] = {}
         ceiling = None
-        for method in self.methods:
+        for method in [*self.results, *self.methods]:
             start = time.perf_counter()
-            if method in CEILING:
+            if method in self.results:
+                images = read_results(self.results[method], [Path(f).name for f in layout.gt_files])
+            elif method in CEILING:
                 ceiling = baselines.vqgan_ceiling(vqgan, truth) if ceiling is None else ceiling
                 images = (ceiling if method == "vqgan_ceiling"
                           else baselines.paste_known(ceiling, masked, known))
@@ -130,6 +138,18 @@ class Baselines(EvalTask):
             picture = out / "pictures" / "baselines.png"
             if hasattr(logger, "log_image") and picture.is_file():
                 logger.log_image("baselines/pictures", [str(picture)], caption=[" / ".join(rows)])
+
+
+def read_results(folder: Path, names: list[str]) -> Tensor:
+    """The inpainted images of the test split in `folder` (an eval.py run or its test_results/), in
+    the order of the ground truth's file names."""
+    folder = folder / "test_results" if (folder / "test_results").is_dir() else folder
+    missing = [n for n in names if not (folder / n).is_file()]
+    if not folder.is_dir() or missing:
+        raise DataError(f"baselines.results: {folder} lacks {len(missing)} of the {len(names)} test images "
+                        f"(first: {missing[0] if missing else names[0]}); give an eval.py run folder or "
+                        "its test_results/")
+    return torch.stack([read_image(folder / n) for n in names])
 
 
 def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettings | None,
