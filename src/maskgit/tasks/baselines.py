@@ -145,9 +145,9 @@ def read_results(folder: Path, names: list[str]) -> Tensor:
     the order of the ground truth's file names."""
     folder = folder / "test_results" if (folder / "test_results").is_dir() else folder
     missing = [n for n in names if not (folder / n).is_file()]
-    if not folder.is_dir() or missing:
+    if missing:  # also when the folder does not exist
         raise DataError(f"baselines.results: {folder} lacks {len(missing)} of the {len(names)} test images "
-                        f"(first: {missing[0] if missing else names[0]}); give an eval.py run folder or "
+                        f"(first: {missing[0]}); give an eval.py run folder or "
                         "its test_results/")
     return torch.stack([read_image(folder / n) for n in names])
 
