@@ -1,4 +1,4 @@
-"""The whole pipeline on a CPU (1-1.5 h on 2 cores, FID and baselines included): python quickstart.py
+"""The whole pipeline on a CPU (~50 min on 2 cores, FID and baselines included): python quickstart.py
 
 Trains a small VQGAN on the cat faces, a small transformer on its tokens, inpaints the real test set,
 scores the baselines on the same images and prints both beside each other. `reduced=true`: a few

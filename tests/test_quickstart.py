@@ -68,10 +68,11 @@ def test_fid_takes_true_or_false_as_eval_does(tmp_path, cache_dir):
         run_quickstart(cfg, CONF_DIR)
 
 
+@pytest.mark.parametrize("config", ["quickstart", "quickstart_2h"])
 @pytest.mark.parametrize("processes", [1, 2, 4])
-def test_processes_split_the_same_images_per_step(tmp_path, cache_dir, processes):
+def test_processes_split_the_same_images_per_step(tmp_path, cache_dir, processes, config):
     """python quickstart.py processes=N: N DDP processes (1: one plain process), same batch per step."""
-    cfg = compose_config("quickstart", [f"processes={processes}"], tmp_path, cache_dir)
+    cfg = compose_config(config, [f"processes={processes}"], tmp_path, cache_dir)
     for stage in ("vqgan", "transformer"):
         stage_cfg = compose_stage(CONF_DIR, "train", stage_overrides(cfg, stage), cfg, stage)
         assert stage_cfg.data.batch_size * processes == cfg.batch_size[stage]

@@ -50,9 +50,11 @@ def cli_started(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 VARIANTS = [("train", []), ("train", ["experiment=vqgan"]), ("train", ["experiment=quickstart"]),
             ("train", ["experiment=quickstart_vqgan"]), ("train", ["experiment=synthetic_smoke"]),
             ("train", ["experiment=digits_vqgan"]), ("train", ["experiment=digits"]),
+            ("train", ["experiment=cpu2h_vqgan"]), ("train", ["experiment=cpu2h"]),
             ("train", ["data=synthetic", "debug=fast", "trainer=ddp", "model=tiny", "vqgan=small",
                        "logger=csv", "callbacks=none"]),
-            ("train", ["trainer=gpu", "logger=none"]), ("eval", ["ckpt_path=x.ckpt"]), ("quickstart", [])]
+            ("train", ["trainer=gpu", "logger=none"]), ("eval", ["ckpt_path=x.ckpt"]), ("quickstart", []),
+            ("quickstart_2h", [])]
 CHOSEN: set[tuple[str, str]] = set()  # (group, option) the variants chose
 
 
