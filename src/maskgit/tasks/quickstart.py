@@ -111,8 +111,9 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     # The same test images and masks, scored the same way, without the transformer. This runs in
     # rank 0 alone (the other DDP processes have ended), so it takes every core again.
     torch.set_num_threads(os.cpu_count() or 1)
-    baselines_cfg = compose_stage(conf_dir, "eval", [f"ckpt_path={ckpt}", *stage_overrides(cfg, "eval"),
-                                                     "task=baselines"], cfg, "baselines")
+    baselines_overrides = [f"ckpt_path={ckpt}", *stage_overrides(cfg, "eval"), "task=baselines",
+                           *cfg.stages.baselines]  # after eval's: the baselines stage's own
+    baselines_cfg = compose_stage(conf_dir, "eval", baselines_overrides, cfg, "baselines")
     with open_dict(baselines_cfg):
         baselines_cfg.ckpt_path = ckpt
         baselines_cfg.metrics.fid.enabled = eval_cfg.metrics.fid.enabled
