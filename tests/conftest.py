@@ -15,12 +15,25 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import maskgit.settings  # noqa: F401  (registers the decoding presets' base, as eval.py does)
 from maskgit.models.vqgan import VQGAN
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_VQGAN = dict(image_channels=3, enc_channels=[32, 32, 32, 64, 64, 64],
                   dec_channels=[32, 32, 64, 64, 64], latent_dim=64, img_resolution=64,
                   latent_resolution=16, num_codebook_vectors=128, beta=0.25)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """$MASKGIT_SHARED_DIR/fixtures: the lab's key lists and the reference decodings (see its README)."""
+    value = os.environ.get("MASKGIT_SHARED_DIR")
+    if not value:
+        pytest.skip("MASKGIT_SHARED_DIR is not set: no lab fixtures to check compatibility against")
+    shared = Path(value)
+    if not shared.is_dir():
+        pytest.skip(f"MASKGIT_SHARED_DIR={value} is not a folder: no lab fixtures")
+    return shared / "fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -124,9 +137,11 @@ def eval_overrides(ckpt: Path, data_root: Path, inception: Path, n_test: int = 2
     """Evaluate on the first `n_test` real test images, CPU, FID with the genuine Inception weights.
 
     FID uses Inception's 64-d layer here: the same code path as the standard 2048-d one
-    (tests/test_fid.py covers 2048), with 20 bootstrap replicates instead of 100.
+    (tests/test_fid.py covers 2048), with 20 bootstrap replicates instead of 100. Codes are drawn at
+    temperature 1: the most likely code of a model trained for a few steps is one code everywhere,
+    which would hide what decoding does.
     """
-    return [f"ckpt_path={ckpt}", f"data.root={data_root}", f"data.limit.test={n_test}",
+    return [f"ckpt_path={ckpt}", "temperature=1.0", f"data.root={data_root}", f"data.limit.test={n_test}",
             "data.batch_size=8", f"metrics.fid.weights_path={inception}", "metrics.fid.features=64",
             "metrics.fid.bootstrap=20", "trainer=cpu",
             "trainer.enable_progress_bar=false", "logger=csv", "pictures.num_images=2",

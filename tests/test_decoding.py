@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from maskgit.decode_settings import SweetSpotBeyondSteps
 from maskgit.decoding import (
     MASK_SCHEDULES,
     DecodeResult,
@@ -105,9 +106,9 @@ def test_unknown_schedule_error_lists_valid_names():
 @pytest.mark.parametrize("bad", [{"total_iter": 0}, {"confidence": "margin"},
                                  {"mask_func": "nope"}, {"temperature": -1.0},
                                  {"temperature": math.inf}, {"order": "random"}])
-def test_decode_rejects_bad_config(model, batch, bad):
+def test_bad_settings_are_refused_when_made(bad):
     with pytest.raises(ConfigError):
-        run(model, batch, **bad)
+        DecodeSettings(**bad)
 
 
 # --- pixel mask -> token mask ---------------------------------------------------------------------
@@ -336,23 +337,35 @@ def test_batch_result_equals_each_image_decoded_alone(model, batch):
     assert torch.equal(shuffled, full[perm])
 
 
-@pytest.mark.parametrize("sweet_spot", [0, 2, 4])
-def test_sweet_spot_stops_early_with_every_token_filled(model, batch, sweet_spot):
+@pytest.mark.parametrize("sweet_spot", [1, 3, 5])
+def test_sweet_spot_runs_that_many_steps_with_every_token_filled(model, batch, sweet_spot):
+    """The lab's counting: sweet_spot=s runs s steps; tokens still masked take step s's codes."""
     full = run(model, batch, total_iter=6, return_steps=True)
     early = run(model, batch, total_iter=6, sweet_spot=sweet_spot, return_steps=True)
-    assert early.step_tokens.shape[0] == early.step_masks.shape[0] == sweet_spot + 1
-    assert torch.equal(early.tokens, full.step_tokens[sweet_spot])
-    assert torch.equal(early.step_tokens, full.step_tokens[:sweet_spot + 1])
-    assert torch.equal(early.step_masks, full.step_masks[:sweet_spot + 1])
+    assert early.step_tokens.shape[0] == early.step_masks.shape[0] == sweet_spot
+    assert torch.equal(early.tokens, full.step_tokens[sweet_spot - 1])
+    assert torch.equal(early.step_tokens, full.step_tokens[:sweet_spot])
+    assert torch.equal(early.step_masks, full.step_masks[:sweet_spot])
     assert early.tokens.max() < CODES
-    if sweet_spot < 4:  # enough left masked that stopping early changes the result
+    if sweet_spot < 5:  # enough left masked that stopping early changes the result
         assert not torch.equal(early.tokens, full.tokens)
 
 
-@pytest.mark.parametrize("sweet_spot", [5, 6, 100])
-def test_sweet_spot_at_or_after_the_last_step_is_never(model, batch, sweet_spot):
-    assert torch.equal(run(model, batch, total_iter=6, sweet_spot=sweet_spot).tokens,
+def test_sweet_spot_of_total_iter_is_the_full_decoding(model, batch):
+    assert torch.equal(run(model, batch, total_iter=6, sweet_spot=6).tokens,
                        run(model, batch, total_iter=6, sweet_spot=-1).tokens)
+
+
+@pytest.mark.parametrize(("sweet_spot", "message"), [
+    (0, "sweet_spot must be a positive integer or -1 (steps run, 1..total_iter; -1: all), got 0"),
+    (-2, "sweet_spot must be a positive integer or -1"),
+    (7, "sweet_spot=7 > total_iter=6: a decoding of 6 steps stops after at most 6 (sweet_spot=-1 runs all)"),
+])
+def test_sweet_spot_outside_one_to_total_iter_is_refused(sweet_spot, message):
+    with pytest.raises(ConfigError) as err:
+        DecodeSettings(total_iter=6, sweet_spot=sweet_spot)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert isinstance(err.value, SweetSpotBeyondSteps) == (sweet_spot == 7)
 
 
 def test_without_return_steps_no_steps_are_kept(model, batch):

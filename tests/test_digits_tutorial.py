@@ -41,7 +41,8 @@ def digits_models(tmp_path_factory, cache_dir) -> tuple[Path, Path]:
 def generate(tmp_path: Path, cache_dir: Path, digits: Path, ckpt: Path, guidance: float) -> dict:
     cfg = compose_config("eval", [f"ckpt_path={ckpt}", "task=generate", "data=image_folder",
                                   f"data.root={digits}", "generate.num_samples=10", "mask_func=arccos",
-                                  "total_iter=9", f"guidance={guidance}", "metrics.fid.enabled=false",
+                                  "total_iter=9", "temperature=1.0", f"guidance={guidance}",
+                                  "metrics.fid.enabled=false",
                                   "metrics.classifier.epochs=6", "trainer=cpu", "pictures.num_images=0",
                                   *QUIET[:2]], tmp_path / f"w{guidance}", cache_dir)
     return evaluate(cfg)

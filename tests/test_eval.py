@@ -53,6 +53,11 @@ def test_writes_lab_named_results_pictures_and_metrics(evaluated, data_root, inc
     assert saved["fid"]["resize"] == "torch-fidelity" and saved["fid"]["features"] == 64
     assert saved["fid"]["weights_sha256"] == file_sha256(inception_weights)
     assert saved["config"]["total_iter"] == 4 and saved["versions"]["torch"]
+    # the preset (the default: the lab's) and every decoding setting as it ran (temperature changed after it)
+    assert saved["decoding"] == {"preset": "lab", "mask_func": "cosine", "total_iter": 4, "sweet_spot": -1,
+                                 "choice_temperature": 4.5, "confidence": "prob", "temperature": 1.0,
+                                 "seed": 0, "guidance": 0.0, "guidance_schedule": "constant",
+                                 "order": "confidence"}
 
 
 def test_results_are_the_decoded_tokens_not_the_ground_truth(evaluated, data_root):
@@ -195,6 +200,48 @@ def test_other_sweet_spots_come_from_memory_and_equal_a_fresh_decode(tmp_path, c
     for i in range(8):
         assert torch.equal(read_image(tmp_path / "served" / "test_results" / f"image_{i:03d}.png"),
                            read_image(tmp_path / "fresh" / "test_results" / f"image_{i:03d}.png"))
+
+
+SWEEP_POINTS = [("cosine", 4, s) for s in (1, 2, 3, 4)] + [("linear", 3, s) for s in (1, 2, 3)]
+SWEEP_ORDERS = {
+    "ascending": SWEEP_POINTS,
+    "descending": SWEEP_POINTS[::-1],
+    # sweet spots of one decoding apart, between other schedules and step counts, the full one in between
+    "interleaved": [("cosine", 4, 2), ("linear", 3, 1), ("cosine", 4, 4), ("cosine", 4, 1),
+                    ("linear", 3, 3), ("cosine", 4, 3), ("linear", 3, 2)],
+}
+
+
+@pytest.mark.slow
+def test_a_sweet_spot_sweep_in_any_order_gives_each_point_its_fresh_result(tmp_path, cache_dir, data_root,
+                                                                          trained_ckpt, inception_weights):
+    """The step memory never hands back fewer steps than asked (it once crashed at the second point of
+    sweet_spot=0..3): every order a sweep can take gives each point what it gives decoded alone, and
+    each decoding runs once per order."""
+    from maskgit.modules.inpainting import _STEP_MEMO
+
+    args = eval_overrides(trained_ckpt, data_root, inception_weights, 8) + [
+        "metrics.fid.enabled=false", "pictures.num_images=0", "pictures.grid_images=0"]
+
+    def point(mask_func: str, total_iter: int, sweet_spot: int, out: str) -> dict:
+        overrides = [f"mask_func={mask_func}", f"total_iter={total_iter}", f"sweet_spot={sweet_spot}"]
+        return evaluate(compose_config("eval", args + overrides, tmp_path / out, cache_dir))
+
+    alone = {}
+    for p in SWEEP_POINTS:
+        _STEP_MEMO.clear()
+        alone[p] = point(*p, f"alone-{'-'.join(map(str, p))}")["metrics"]
+    # seven points, six results: one step takes step 1's codes whatever the schedule and T
+    assert len({json.dumps(m, sort_keys=True) for m in alone.values()}) == len(SWEEP_POINTS) - 1
+    assert alone[("cosine", 4, 1)] == alone[("linear", 3, 1)]
+    for name, order in SWEEP_ORDERS.items():
+        _STEP_MEMO.clear()
+        decoded = 0
+        for i, p in enumerate(order):
+            report = point(*p, f"{name}-{i}")
+            assert report["metrics"] == alone[p], (name, p)
+            decoded += report["decoded_now"]
+        assert decoded == 2 * 8, name  # one pass per (mask_func, total_iter), whichever point came first
 
 
 def test_a_run_stopped_before_its_results_are_complete_publishes_no_pictures(

@@ -217,7 +217,8 @@ TOTAL_ITER = (2, 3)
 def sweep_args(trained_ckpt: Path, data_root: Path) -> list[str]:
     return [f"ckpt_path={trained_ckpt}", f"data.root={data_root}", "data.limit.test=8", "data.batch_size=8",
             "metrics.fid.enabled=false", "trainer=cpu", "trainer.enable_progress_bar=false", "logger=csv",
-            "pictures.num_images=0", "pictures.grid_images=0", "mask_func=cosine"]
+            "pictures.num_images=0", "pictures.grid_images=0", "mask_func=cosine",
+            "temperature=1.0"]
 
 
 def sweep_metrics(sweep: Path) -> dict[int, dict]:

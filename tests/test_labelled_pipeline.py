@@ -71,7 +71,7 @@ def eval_args(ckpt: Path, root: Path, inception: Path, *extra: str) -> list[str]
             f"metrics.fid.weights_path={inception}", "metrics.fid.features=64", "metrics.fid.bootstrap=5",
             "metrics.fid.kid_subsets=5", "metrics.classifier.epochs=2", "trainer=cpu",
             "trainer.enable_progress_bar=false", "logger=csv",
-            "total_iter=3", "pictures.num_images=1", "pictures.grid_images=4", *extra]
+            "total_iter=3", "temperature=1.0", "pictures.num_images=1", "pictures.grid_images=4", *extra]
 
 
 def test_training_on_labelled_folder_makes_a_conditional_checkpoint(conditional_ckpt):

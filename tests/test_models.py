@@ -41,18 +41,7 @@ TINY_VQGAN = dict(image_channels=3, enc_channels=[32, 32, 32, 64, 64, 64], dec_c
                   beta=0.25)
 
 
-# -- shared fixtures ----------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def fixtures_dir() -> Path:
-    value = os.environ.get("MASKGIT_SHARED_DIR")
-    if not value:
-        pytest.skip("MASKGIT_SHARED_DIR is not set: no lab fixtures to check compatibility against")
-    shared = Path(value)
-    if not shared.is_dir():
-        pytest.skip(f"MASKGIT_SHARED_DIR={value} is not a folder: no lab fixtures")
-    return shared / "fixtures"
-
-
+# -- shared fixtures (fixtures_dir: conftest.py) ----------------------------------------------------
 def read_tsv(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """key -> (shape, dtype) from a key<TAB>shape<TAB>dtype file with shapes like 128x3x3x3."""
     lines = path.read_text().splitlines()

@@ -19,11 +19,14 @@ from maskgit.errors import ConfigError
 from maskgit.settings import SETTINGS, Setting, check_settings
 
 ABSENT = object()
-CLI_CASES = {  # name: script, arguments, the key the one error line names
-    "train_max_epochs": ("train.py", ["trainer.max_epochs=abc"], "trainer.max_epochs"),
-    "eval_total_iter": ("eval.py", ["ckpt_path=x.ckpt", "total_iter=abc"], "total_iter"),
+CLI_CASES = {  # name: script, arguments, how the one error line begins
+    "train_max_epochs": ("train.py", ["trainer.max_epochs=abc"], "trainer.max_epochs must be "),
+    "eval_total_iter": ("eval.py", ["ckpt_path=x.ckpt", "total_iter=abc"], "total_iter must be "),
     "eval_choice_temperature": ("eval.py", ["ckpt_path=x.ckpt", "choice_temperature=-1"],
-                                "choice_temperature"),
+                                "choice_temperature must be "),
+    "eval_sweet_spot_zero": ("eval.py", ["ckpt_path=x.ckpt", "sweet_spot=0"], "sweet_spot must be "),
+    "eval_sweet_spot_beyond": ("eval.py", ["ckpt_path=x.ckpt", "total_iter=4", "sweet_spot=5"],
+                               "sweet_spot=5 > total_iter=4: "),
 }
 
 
@@ -53,7 +56,10 @@ VARIANTS = [("train", []), ("train", ["experiment=vqgan"]), ("train", ["experime
             ("train", ["experiment=cpu2h_vqgan"]), ("train", ["experiment=cpu2h"]),
             ("train", ["data=synthetic", "debug=fast", "trainer=ddp", "model=tiny", "vqgan=small",
                        "logger=csv", "callbacks=none"]),
-            ("train", ["trainer=gpu", "logger=none"]), ("eval", ["ckpt_path=x.ckpt"]), ("quickstart", []),
+            ("train", ["trainer=gpu", "logger=none"]), ("eval", ["ckpt_path=x.ckpt"]),
+            ("eval", ["ckpt_path=x.ckpt", "decoding=paper"]),
+            ("eval", ["ckpt_path=x.ckpt", "decoding=quickstart"]),
+            ("quickstart", []),
             ("quickstart_2h", [])]
 CHOSEN: set[tuple[str, str]] = set()  # (group, option) the variants chose
 
@@ -147,7 +153,12 @@ def test_a_wrong_type_or_range_is_one_line_naming_the_key(key):
     ("total_iter=0", "total_iter must be a positive integer (decoding steps T), got 0"),
     ("choice_temperature=-1", "choice_temperature must be a number >= 0 (0: no noise on the confidences), "
                               "got -1.0"),
-    ("sweet_spot=-2", "sweet_spot must be an integer >= -1 (-1: run all total_iter steps), got -2"),
+    ("sweet_spot=-2", "sweet_spot must be a positive integer or -1 (steps run, 1..total_iter; -1: all), "
+                      "got -2"),
+    ("sweet_spot=0", "sweet_spot must be a positive integer or -1 (steps run, 1..total_iter; -1: all), "
+                     "got 0"),
+    ("sweet_spot=9", "sweet_spot=9 > total_iter=8: a decoding of 8 steps stops after at most 8 "
+                     "(sweet_spot=-1 runs all)"),
     ("temperature=true", "temperature must be a number >= 0 (0: the most likely code), got True"),
     ("seed=2.5", "seed must be an integer >= 0 and <= 4294967295, got 2.5"),
     ("mask_func=zigzag", "unknown mask_func 'zigzag'; valid: arccos, cosine, cubic, linear, sqrt, square"),
@@ -177,7 +188,8 @@ def test_messages(configs, override, message):
     "trainer.devices=auto", "trainer.devices=-1", "trainer.devices=[0,1]", "trainer.precision=16",
     "trainer.precision=bf16-mixed", "trainer.max_epochs=null", "trainer.val_check_interval=0.25",
     "trainer.fast_dev_run=true", "trainer.deterministic=warn", "data.limit.train=null",
-    "choice_temperature=0", "temperature=2", "sweet_spot=-1", "vqgan.ckpt_path=null", "model.optimizer.lr=1",
+    "choice_temperature=0", "temperature=2", "sweet_spot=-1", "sweet_spot=8", "vqgan.ckpt_path=null",
+    "model.optimizer.lr=1",
     "seed=4294967295"])
 def test_good_values_pass(configs, override):
     check_settings(_with(configs, override))
@@ -204,8 +216,8 @@ def cli_runs(cli_started) -> dict[str, tuple[subprocess.CompletedProcess, Path]]
 @pytest.mark.parametrize("case", sorted(CLI_CASES))
 def test_the_command_line_refuses_in_one_line_and_writes_nothing(cli_runs, case):
     proc, cwd = cli_runs[case]
-    key = CLI_CASES[case][2]
+    start = CLI_CASES[case][2]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith(f"error: {key} must be "), proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {start}"), proc.stderr[-2000:]
     assert sorted(p.name for p in cwd.iterdir()) == ["x.ckpt"]  # no logs/, no run folder, no cache

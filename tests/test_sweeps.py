@@ -15,7 +15,7 @@ from conftest import ROOT, compose_config, run_cli, tiny_train_overrides
 
 from maskgit.decoding import MASK_SCHEDULES, DecodeSettings, decode
 from maskgit.errors import ConfigError
-from maskgit.sweeps.points import canonical_decoding, key_parts, point_key
+from maskgit.sweeps.points import key_parts, point_key
 from maskgit.sweeps.syntax import expand_ranges, require_override
 from maskgit.sweeps.table import main as fid_table
 from maskgit.sweeps.table import points_table
@@ -98,19 +98,27 @@ def test_equal_decodings_have_equal_keys_and_equal_tokens():
     def result(mask_func="cosine", total_iter=8, sweet_spot=-1, temp=4.5, conf="prob", sampling=1.0):
         settings = DecodeSettings(mask_func, total_iter, sweet_spot, temp, conf, sampling)
         out = decode(logits_fn, tokens, masked, settings, num_codes=16, seeds=seeds).tokens
-        return canonical_decoding(settings), out
+        return settings.canonical(), out
 
-    one_step = [result(m, 1) for m in MASK_SCHEDULES] + [result("linear", 6, 0, 1.0, "logprob"),
-                                                          result("square", 3, 0)]
+    one_step = [result(m, 1) for m in MASK_SCHEDULES] + [result("linear", 6, 1, 1.0, "logprob"),
+                                                          result("square", 3, 1)]
     for key, tokens_ in one_step:
         assert key == one_step[0][0] and torch.equal(tokens_, one_step[0][1])
     colder = result("cosine", 1, sampling=0.0)  # the sampling temperature matters even in one step
     assert colder[0] != one_step[0][0] and not torch.equal(colder[1], one_step[0][1])
-    for late in (4, 5, 9):  # sweet spots at or past the last step are the full decoding
-        key, tokens_ = result("cosine", 5, late)
-        assert key == result("cosine", 5, -1)[0] and torch.equal(tokens_, result("cosine", 5, -1)[1])
-    assert result("cosine", 5, 2)[0] != result("cosine", 5, -1)[0]
+    # sweet_spot=T runs all T steps: the full decoding
+    assert result("cosine", 5, 5)[0] == result("cosine", 5, -1)[0]
+    assert torch.equal(result("cosine", 5, 5)[1], result("cosine", 5, -1)[1])
+    assert result("cosine", 5, 3)[0] != result("cosine", 5, -1)[0]
     assert result("cosine", 5)[0] != result("linear", 5)[0] != result("linear", 6)[0]
+    # a field that cannot change the result leaves the key alone; one that can changes it
+    assert DecodeSettings(order="halton", confidence="logprob").canonical() == DecodeSettings(
+        order="halton").canonical()
+    assert DecodeSettings(guidance_schedule="linear").canonical() == DecodeSettings().canonical()
+    assert DecodeSettings(seed=1).canonical() != DecodeSettings().canonical()
+    growing = {"guidance": 2.0, "guidance_schedule": "linear"}  # w_t = w (t+1)/T: T matters in one step
+    assert (DecodeSettings(total_iter=1, **growing).canonical()
+            != DecodeSettings(total_iter=2, sweet_spot=1, **growing).canonical())
 
 
 # -- real sweeps through the command line -------------------------------------------------------------
@@ -130,7 +138,8 @@ def setup(tmp_path_factory, data_root, tiny_vqgan_path, cache_dir, inception_wei
 def eval_args(setup: dict, *extra: str, fid: bool = True, logger: str = "csv") -> list[str]:
     """Eight real test images on the CPU; FID from the 192-d Inception layer (the 2048-d FID's
     matrix square root costs 10-30 s per point here, and test_fid covers it)."""
-    return ["-m", f"ckpt_path={setup['ckpt']}", f"data.root={setup['data_root']}", "data.limit.test=8",
+    return ["-m", f"ckpt_path={setup['ckpt']}", "temperature=1.0", f"data.root={setup['data_root']}",
+            "data.limit.test=8",
             "data.batch_size=8", f"metrics.fid.weights_path={setup['inception']}",
             f"metrics.fid.enabled={str(fid).lower()}", "metrics.fid.unseen_subset=false",
             "metrics.fid.features=192", "trainer=cpu", "trainer.enable_progress_bar=false",
@@ -219,6 +228,43 @@ def test_parallel_launcher_then_a_bigger_grid_on_wandb(setup, tmp_path, monkeypa
     assert fid_table([str(grown_dir)]) == 0
     (summary,) = (grown_dir / "wandb").glob("offline-run-*/run-*.wandb")
     assert written_eventually(summary, grown_dir.name.encode(), b"fid-table")
+
+
+@pytest.mark.slow
+def test_three_axes_in_parallel_workers_equal_one_process_and_skip_what_does_not_exist(setup, tmp_path):
+    """sweet_spot descending, beside total_iter and mask_func, in two joblib workers (each with its own
+    step memory): every point equals the one-process sweep's; sweet_spot > total_iter is n/a."""
+    grid = ["mask_func=linear,cosine", "total_iter=2,3", "sweet_spot=3,2,1"]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one_dir, one = run_sweep(tmp_path / "one", eval_args(setup, *grid, fid=False))
+    two_dir, two = run_sweep(tmp_path / "two", eval_args(setup, "hydra/launcher=parallel",
+                                                         "hydra.launcher.n_jobs=2", *grid, fid=False))
+    coords = [(p["config"]["mask_func"], p["config"]["total_iter"], p["config"]["sweet_spot"]) for p in one]
+    assert coords == [(m, t, s) for m in ("linear", "cosine") for t in (2, 3) for s in (3, 2, 1)]
+    na = [c for c, p in zip(coords, one, strict=True) if p.get("not_applicable")]
+    assert na == [("linear", 2, 3), ("cosine", 2, 3)]
+    assert all(p["metrics"] == {} and "decoded_now" not in p for p in one if p.get("not_applicable"))
+    assert [p["metrics"] for p in two] == [p["metrics"] for p in one]
+    assert all(p["metrics"]["hole_psnr"] > 0 for p in one if not p.get("not_applicable"))
+
+    assert fid_table([str(two_dir), "--wandb", "off"]) == 0
+    table = (two_dir / "fid_table.md").read_text()
+    assert "8/10 points done (2 n/a by rule: sweet_spot > total_iter)" in table
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    assert rows[0] == "| mask_func \\ total_iter | 2 | 3 |"
+    for row in rows[1:]:  # each cell: the best PSNR over its sweet spots, and which one
+        mask_func = row.split(" | ")[0].strip("| ")
+        for t, cell in zip((2, 3), row.split(" | ")[1:], strict=True):
+            psnr = max(p["metrics"]["hole_psnr"] for c, p in zip(coords, two, strict=True)
+                       if c[:2] == (mask_func, t) and not p.get("not_applicable"))
+            assert cell.strip("*| ").startswith(f"{psnr:.2f} dB; acc ") and " @" in cell
+    assert (two_dir / "hole_psnr_vs_sweet_spot.png").stat().st_size > 0
+    with open(two_dir / "fid_table.csv") as fh:
+        assert [r["status"] for r in csv.DictReader(fh)].count("n/a") == 2
+    assert fid_table([str(two_dir), "--wandb", "off", "--cols", "sweet_spot"]) == 0
+    per_t = (two_dir / "fid_table.md").read_text()
+    assert "## total_iter=2" in per_t and per_t.count("| n/a |") == 2
 
 
 def test_multirun_refuses_ddp_in_one_line(tmp_path):

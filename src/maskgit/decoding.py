@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 from maskgit.counter_noise import counters, stream_keys, uniform_from_keys
+from maskgit.decode_settings import DecodeSettings
 from maskgit.errors import ConfigError
+
+__all__ = ["DecodeSettings", "DecodeResult", "decode", "get_schedule", "guided_logits", "halton_ranks",
+           "pixel_to_token_mask", "sample_codes", "MASK_SCHEDULES", "CONFIDENCES", "ORDERS",
+           "GUIDANCE_SCHEDULES"]
 
 X = TypeVar("X", float, Tensor)
 Schedule = Callable[[X], X]
@@ -48,34 +53,6 @@ GUIDANCE_SCHEDULES: dict[str, Callable[[float, float], float]] = {
     "constant": lambda w, r: w,
     "linear": lambda w, r: w * r,
 }
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """Everything `decode` is asked to do, in one object (eval.py's decoding settings)."""
-
-    mask_func: str = "cosine"
-    total_iter: int = 8
-    sweet_spot: int = -1
-    choice_temperature: float = 4.5
-    confidence: str = "prob"
-    temperature: float = 1.0
-    seed: int = 0  # the run's seed; image i's noise is keyed by the seeds `decode` is given
-    guidance: float = 0.0  # classifier-free guidance scale w (class-conditional models; 0: none)
-    guidance_schedule: str = "constant"  # w_t over the steps: constant, linear (w * (t+1)/T)
-    order: str = "confidence"  # which tokens each step reveals: confidence, halton (see ORDERS)
-
-    def memo_key(self, scope: str) -> tuple:
-        """`scope` identifies the model and the test tokens; the sweet spot is left out."""
-        d = asdict(self)
-        d.pop("sweet_spot")
-        return (scope, *sorted(d.items()))
-
-    @property
-    def last_step(self) -> int:
-        """The step whose tokens are the result: the sweet spot, or the last step."""
-        t = self.sweet_spot
-        return self.total_iter - 1 if t < 0 or t >= self.total_iter - 1 else t
 
 
 def get_schedule(name: str) -> Schedule:
@@ -146,8 +123,8 @@ def pixel_to_token_mask(pixel_known: Tensor, patch: int = 4) -> Tensor:
 
 @dataclass
 class DecodeResult:
-    """`tokens` (B, L): the result. Per executed step t (only with return_steps): `step_tokens`
-    (T', B, L), what sweet_spot=t would return; `step_masks` (T', B, L), still masked after t."""
+    """`tokens` (B, L): the result. Per step run (only with return_steps; index t = step t + 1):
+    `step_tokens` (S, B, L), what sweet_spot=t+1 returns; `step_masks` (S, B, L), still masked after it."""
 
     tokens: Tensor
     step_tokens: Tensor | None = None
@@ -183,13 +160,14 @@ def decode(
 ) -> DecodeResult:
     """Fill the `masked` (B, L) positions of `tokens` (B, L) in `settings.total_iter` steps (MaskGIT).
 
-    Step t (r = (t+1)/T) samples every masked token from softmax(logits[..., :num_codes] /
-    temperature) (the lab: 1; 0 takes the most likely code; `sample_codes`), scores it by the
-    model's probability of
-    that code ("prob", the lab) or its log-probability ("logprob", the paper) plus
-    choice_temperature * (1 - r) * Gumbel noise, and keeps the floor(N_i * gamma(r)) lowest-scored
-    masked (N_i: originally masked in image i); the others are fixed for good. `sweet_spot` = t
-    stops after step t with still-masked tokens taking that step's samples (-1: never).
+    Step t (0-based, r = (t+1)/T) draws a code for every masked token from softmax(logits[...,
+    :num_codes] / temperature) (`sample_codes`; 0 takes the most likely code, as the lab's template
+    asks), scores it by the model's probability of that code ("prob", the lab's template) or its
+    log-probability ("logprob", google-research/maskgit) plus choice_temperature * (1 - r) * Gumbel
+    noise, and keeps the floor(N_i * gamma(r)) lowest-scored masked (N_i: originally masked in image
+    i); the others are fixed for good. With noise off and argmax codes these are Google's
+    `parallel_decode` rules, step for step (tests/test_google_reference.py). `sweet_spot` = s runs s
+    steps, the tokens still masked taking step s's codes (-1: all T).
     `order="halton"` replaces the scores: the masked tokens are revealed in the fixed order of
     `halton_ranks` (the choice temperature and the confidence then play no part).
     Image i's randomness at step t is counter-based noise of (seeds[i], t, token) computed for the
@@ -199,23 +177,10 @@ def decode(
     `labels` (B,): class ids for a class-conditional `logits_fn(tokens, labels)`; `null_label` is its
     "no class" id, needed for classifier-free guidance (`settings.guidance`, see `guided_logits`).
     """
-    s = settings
-    total_iter, mask_func, sweet_spot = s.total_iter, s.mask_func, s.sweet_spot
-    choice_temperature, confidence, temperature = s.choice_temperature, s.confidence, s.temperature
-    if total_iter < 1:
-        raise ConfigError(f"total_iter must be >= 1, got {total_iter}")
-    if confidence not in CONFIDENCES:
-        raise ConfigError(f"unknown confidence {confidence!r}; valid: {', '.join(CONFIDENCES)}")
-    if sweet_spot < -1:
-        raise ConfigError(f"sweet_spot must be -1 (never) or a step >= 0, got {sweet_spot}")
-    if not 0 <= temperature < math.inf:
-        raise ConfigError(f"temperature must be >= 0 (0: the most likely code), got {temperature}")
-    if s.order not in ORDERS:
-        raise ConfigError(f"unknown order {s.order!r}; valid: {', '.join(ORDERS)}")
-    gamma = get_schedule(mask_func)
-    if s.guidance_schedule not in GUIDANCE_SCHEDULES:
-        raise ConfigError(f"unknown guidance_schedule {s.guidance_schedule!r}; valid: "
-                          f"{', '.join(GUIDANCE_SCHEDULES)}")
+    s = settings  # its values were checked when it was made (DecodeSettings.check)
+    total_iter, choice_temperature, confidence, temperature = (
+        s.total_iter, s.choice_temperature, s.confidence, s.temperature)
+    gamma = MASK_SCHEDULES[s.mask_func]
     if s.guidance and labels is None:
         raise ConfigError(f"guidance={s.guidance} needs a class-conditional model and class labels")
     if labels is not None and s.guidance and null_label is None:
@@ -223,7 +188,7 @@ def decode(
     if tokens.dim() != 2 or masked.shape != tokens.shape or seeds.shape != tokens.shape[:1]:
         raise ValueError(f"expected tokens, masked (B, L) and seeds (B,), got "
                          f"{tuple(tokens.shape)}, {tuple(masked.shape)}, {tuple(seeds.shape)}")
-    last = total_iter - 1 if sweet_spot < 0 else min(sweet_spot, total_iter - 1)
+    last = s.last_step
     device, (_, length) = tokens.device, tokens.shape
     keys = stream_keys(seeds.to(device), torch.arange(last + 1), NOISE_STREAM)  # (steps, B)
     positions = counters(2 * length, device)

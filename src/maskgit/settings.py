@@ -7,158 +7,19 @@ what a `_target_` builds, lists and cross-setting rules are checked where they a
 
 from __future__ import annotations
 
-import math
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from maskgit import decode_settings
 from maskgit.errors import ConfigError
+from maskgit.setting import Setting, choice, flag, integer, names_in, number, path
 
 _ABSENT = object()
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _same(value: Any, choice: Any) -> bool:
-    """Equal and of the same type: 1 is not True, 64.0 is not 64."""
-    return type(value) is type(choice) and value == choice
-
-
-def _yaml(value: Any) -> str:
-    """A value as it is written on the command line: true, null, auto, 3."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """What one setting takes. kind: int | float | bool | choice | path | devices | interval."""
-
-    kind: str
-    what: str = ""  # a short phrase for the message: what it is, or what special values mean
-    min: float | None = None
-    max: float | None = None
-    min_inclusive: bool = True
-    max_inclusive: bool = True
-    choices: tuple[Any, ...] | Callable[[], Iterable[Any]] = ()  # a callable: read where they live
-    null: bool = False
-    also: tuple[Any, ...] = ()  # other values taken as they are (e.g. trainer.deterministic=warn)
-
-    def valid_choices(self) -> tuple[Any, ...]:
-        return tuple(self.choices() if callable(self.choices) else self.choices)
-
-    def in_range(self, x: float) -> bool:
-        if self.min is not None and not (x >= self.min if self.min_inclusive else x > self.min):
-            return False
-        return self.max is None or (x <= self.max if self.max_inclusive else x < self.max)
-
-    def fits(self, value: Any) -> bool:
-        if value is None:
-            return self.null
-        if any(_same(value, a) for a in self.also):
-            return True
-        if self.kind == "int":
-            return _is_int(value) and self.in_range(value)
-        if self.kind == "float":
-            return _is_number(value) and math.isfinite(value) and self.in_range(value)
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "path":
-            return isinstance(value, str)
-        if self.kind == "choice":
-            return any(_same(value, c) for c in self.valid_choices())
-        if self.kind == "devices":  # Lightning's trainer.devices
-            if isinstance(value, list | ListConfig):
-                return len(value) > 0 and all(_is_int(v) and v >= 0 for v in value)
-            return value == "auto" or (_is_int(value) and (value >= 1 or value == -1))
-        if self.kind == "interval":  # Lightning's val_check_interval: batches, or a fraction of an epoch
-            return (_is_int(value) and value >= 1) or (isinstance(value, float) and 0 < value <= 1)
-        raise ValueError(f"unknown setting kind {self.kind!r}")
-
-    def range_text(self) -> str:
-        low = None if self.min is None else f"{'>=' if self.min_inclusive else '>'} {_num(self.min)}"
-        high = None if self.max is None else f"{'<=' if self.max_inclusive else '<'} {_num(self.max)}"
-        return " and ".join(p for p in (low, high) if p)
-
-    def expected(self) -> str:
-        """The type and range in words, e.g. `a number >= 0` or `true, false or warn`."""
-        if self.kind == "int" and self.min == 1 and self.min_inclusive and self.max is None:
-            ways = ["a positive integer"]
-        elif self.kind in ("int", "float"):
-            ways = [f"{'an integer' if self.kind == 'int' else 'a number'} {self.range_text()}".rstrip()]
-        else:
-            ways = {"bool": ["true", "false"], "path": ["a path"],
-                    "devices": ["a positive integer", "-1 (every device)", "auto",
-                                "a list of device indices"],
-                    "interval": ["a positive integer (batches)",
-                                 "a number > 0 and <= 1 (a fraction of an epoch)"]}[self.kind]
-        ways += [_yaml(a) for a in self.also] + (["null"] if self.null else [])
-        return ways[0] if len(ways) == 1 else f"{', '.join(ways[:-1])} or {ways[-1]}"
-
-    def problem(self, key: str, value: Any) -> str | None:
-        """The one-line error for `key=value`, or None when the value fits."""
-        if self.fits(value):
-            return None
-        if self.kind == "choice":
-            names = (_yaml(c) for c in (*self.valid_choices(), *self.also, *[None] * self.null))
-            valid = ", ".join(dict.fromkeys(names))  # once each: Lightning takes both 32 and "32"
-            return f"unknown {key} {value!r}; valid: {valid}"
-        shown = value
-        if self.kind == "float" and _is_number(value):
-            shown = float(value)
-        elif isinstance(value, DictConfig | ListConfig):
-            shown = OmegaConf.to_container(value)
-        note = f" ({self.what})" if self.what else ""
-        return f"{key} must be {self.expected()}{note}, got {shown!r}"
-
-
-def integer(min: int | None = None, max: int | None = None, what: str = "", *, null: bool = False,
-            also: tuple[Any, ...] = ()) -> Setting:
-    return Setting("int", what, min, max, null=null, also=also)
-
-
-def number(min: float | None = None, max: float | None = None, what: str = "", *, null: bool = False,
-           min_inclusive: bool = True, max_inclusive: bool = True) -> Setting:
-    return Setting("float", what, min, max, min_inclusive, max_inclusive, null=null)
-
-
-def flag(what: str = "", *, also: tuple[Any, ...] = ()) -> Setting:
-    return Setting("bool", what, also=also)
-
-
-def choice(choices: tuple[Any, ...] | Callable[[], Iterable[Any]], *, null: bool = False) -> Setting:
-    return Setting("choice", choices=choices, null=null)
-
-
-def path(what: str = "", *, null: bool = True) -> Setting:
-    return Setting("path", what, null=null)
-
-
-def _from(module: str, name: str, sort: bool = False) -> Callable[[], tuple[Any, ...]]:
-    """The valid values where the code that reads the setting keeps them (imported when needed)."""
-    def read() -> tuple[Any, ...]:
-        values = tuple(getattr(import_module(module), name))
-        return tuple(sorted(values)) if sort else values
-    return read
 
 
 def _precisions() -> tuple[Any, ...]:
@@ -183,7 +44,7 @@ def _accelerators() -> tuple[str, ...]:
 POSITIVE = integer(1)
 COUNT = integer(0)
 BATCHES = "images per device and step"
-SCHEDULES = _from("maskgit.decoding", "MASK_SCHEDULES", sort=True)
+SCHEDULES = names_in("maskgit.decoding", "MASK_SCHEDULES", sort=True)
 
 SETTINGS: dict[str, Setting] = {
     # --- train.py and eval.py
@@ -214,9 +75,9 @@ SETTINGS: dict[str, Setting] = {
     "data.limit.test": integer(1, what="the first n files; null: all", null=True),
     "data.check_images": flag(),
     "data.pin_memory": flag(),
-    "data.serve": choice(_from("maskgit.data.datamodule", "SERVE")),
+    "data.serve": choice(names_in("maskgit.data.datamodule", "SERVE")),
     "data.flip": flag(),
-    "data.layout": choice(_from("maskgit.data.labelled_layout", "LAYOUTS")),
+    "data.layout": choice(names_in("maskgit.data.labelled_layout", "LAYOUTS")),
     "data.val_fraction": number(0, 1, "the share of each class held out as val", max_inclusive=False),
     "data.image_size": POSITIVE,
     "data.synthetic.n_train": POSITIVE,
@@ -246,7 +107,7 @@ SETTINGS: dict[str, Setting] = {
     "model.mvtm.r_min": number(0, 1, "the lowest mask ratio r drawn"),
     "model.mvtm.r_max": number(0, 1, "the highest mask ratio r drawn"),
     "model.mvtm.regions.prob": number(0, 1, "the probability a sample's masking is confined to a hole"),
-    "model.mvtm.regions.shape": choice(_from("maskgit.data.masks", "MASK_GENERATORS")),
+    "model.mvtm.regions.shape": choice(names_in("maskgit.data.masks", "MASK_GENERATORS")),
     "model.mvtm.bernoulli_p": number(0, 1, "the masking probability", min_inclusive=False),
     "model.mvtm.label_smoothing": number(0, 1, max_inclusive=False),
     "model.mvtm.cond_drop": number(0, 1, "the probability a label is dropped", max_inclusive=False),
@@ -275,21 +136,13 @@ SETTINGS: dict[str, Setting] = {
     "callbacks.model_summary.max_depth": integer(-1, what="-1: every layer"),
     # --- eval.py
     "vqgan_ckpt_path": path("a VQGAN file instead of the one the checkpoint names"),
-    "task": choice(_from("maskgit.tasks.eval", "TASKS")),
-    "mask_func": choice(SCHEDULES),
-    "total_iter": integer(1, what="decoding steps T"),
-    "sweet_spot": integer(-1, what="-1: run all total_iter steps"),
-    "choice_temperature": number(0, what="0: no noise on the confidences"),
-    "temperature": number(0, what="0: the most likely code"),
-    "confidence": choice(_from("maskgit.decoding", "CONFIDENCES")),
-    "order": choice(_from("maskgit.decoding", "ORDERS")),
-    "guidance": number(0, what="classifier-free guidance scale w; 0: none"),
-    "guidance_schedule": choice(_from("maskgit.decoding", "GUIDANCE_SCHEDULES")),
+    "task": choice(names_in("maskgit.tasks.eval", "TASKS")),
+    **decode_settings.setting_table(),  # mask_func, total_iter, sweet_spot, ...: their fields
     "fused_attention": flag(),
     "composite": flag(),
     "pictures.num_images": COUNT,
     "pictures.grid_images": integer(0, what="0: no grid"),
-    "masks.source": choice(_from("maskgit.data.mask_sources", "MASK_SOURCES")),
+    "masks.source": choice(names_in("maskgit.data.mask_sources", "MASK_SOURCES")),
     "masks.seed": COUNT,
     "generate.num_samples": POSITIVE,
     "generate.fid_reference_limit": integer(1, what="the first n val images; null: all", null=True),
@@ -297,8 +150,8 @@ SETTINGS: dict[str, Setting] = {
     "baselines.picture_images": POSITIVE,
     "metrics.fid.enabled": flag(),
     "metrics.fid.weights_path": path("InceptionV3 weights; null: the packaged ones"),
-    "metrics.fid.features": choice(_from("maskgit.metrics.fid", "FEATURE_SIZES")),
-    "metrics.fid.resize": choice(_from("maskgit.metrics.fid", "RESIZES")),
+    "metrics.fid.features": choice(names_in("maskgit.metrics.fid", "FEATURE_SIZES")),
+    "metrics.fid.resize": choice(names_in("maskgit.metrics.fid", "RESIZES")),
     "metrics.fid.bootstrap": integer(0, what="replicates for the 95% interval; 0: none"),
     "metrics.fid.kid_subsets": POSITIVE,
     "metrics.fid.unseen_subset": flag(),
@@ -327,6 +180,24 @@ def check_settings(cfg: DictConfig) -> None:
             continue
         if (problem := setting.problem(key, value)) is not None:
             raise ConfigError(problem)
+    if "sweet_spot" in cfg:  # eval.py's decoding: the rules between its fields (sweet_spot <= total_iter)
+        decode_settings.DecodeSettings.from_config(cfg)
+
+
+def register_decoding_configs() -> None:
+    """What Hydra needs of the decoding settings before it composes eval.py's config: `decoding_base`,
+    every DecodeSettings field's default at the top level (the base of conf/decoding/'s presets), and
+    `${decoding_help:}` (their lines in `eval.py --help`, with the composed values). The node holds
+    plain values, not the typed dataclass: typed nodes would answer `total_iter=abc` with Hydra's
+    multi-line merge error before this table's one line."""
+    ConfigStore.instance().store(name="decoding_base", node=decode_settings.defaults(), package="_global_")
+    if not OmegaConf.has_resolver("decoding_help"):
+        OmegaConf.register_new_resolver(
+            "decoding_help",
+            lambda *, _root_: "\n  ".join(decode_settings.help_lines(_root_, width=98)).replace("$", "$$"))
+
+
+register_decoding_configs()  # on import, as Hydra apps register their structured configs
 
 
 class CheckSettingsFirst(Callback):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from maskgit.data.images import LAB_TEST, Normalization, read_image, write_png
-from maskgit.decoding import DecodeSettings, decode
+from maskgit.decode_settings import ALL_STEPS, DecodeSettings
+from maskgit.decoding import decode
 from maskgit.identity import BoundedCache
 from maskgit.metrics.fid import FeatureBank, FIDSettings, extractor, reference_features, score
 from maskgit.metrics.pixels import region_l1_psnr
@@ -29,7 +31,8 @@ from maskgit.modules.maskgit import MaskGIT
 from maskgit.pictures import progression_picture
 
 # Per-step tokens of the last finished decodings, keyed by everything but the sweet spot (see
-# `DecodeSettings`): the sweet spots of one decoding are served from one pass.
+# `DecodeSettings.memo_key`): each entry holds all total_iter steps, whatever sweet spot asked for it
+# first, so every sweet spot of one decoding is served from one pass, in any order.
 _STEP_MEMO: BoundedCache[tuple, dict[int, tuple[Tensor, Tensor]]] = BoundedCache(8)
 
 
@@ -74,7 +77,7 @@ class InpaintingEvaluator(L.LightningModule):
         return now
 
     def _step_tokens(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(T', B, L) tokens and masks per executed step, from memory or by decoding now."""
+        """(T, B, L) tokens and masks after each of the total_iter steps, from memory or decoded now."""
         index = batch["index"].tolist()
         if all(i in self.memo for i in index):
             tokens, masks = zip(*(self.memo[i] for i in index), strict=True)
@@ -83,7 +86,8 @@ class InpaintingEvaluator(L.LightningModule):
         labels = batch.get("label") if self.model.conditional else None
         if self.model.conditional and labels is None:
             labels = torch.full_like(batch["index"], self.model.transformer.null_class)
-        result = decode(self.model.transformer, batch["tokens"], batch["masked"], s,
+        every_step = replace(s, sweet_spot=ALL_STEPS)
+        result = decode(self.model.transformer, batch["tokens"], batch["masked"], every_step,
                         num_codes=self.model.num_codes, seeds=batch["index"] + s.seed * 1_000_003,
                         return_steps=True, labels=labels, null_label=self.model.transformer.null_class)
         self.decoded_now += len(index)
@@ -135,7 +139,7 @@ class InpaintingEvaluator(L.LightningModule):
         chosen = [j for j, i in enumerate(batch["index"].tolist()) if i < self.num_pictures]
         if not chosen or self.pictures_dir is None:
             return
-        steps = self.settings.last_step + 1
+        steps = self.settings.steps_run
         for j in chosen:
             frames = self.norm.to_uint8(self.model.vqgan.decode_tokens(step_tokens[:steps, j]))
             picture = progression_picture(batch["masked"][j], step_masks[:steps, j], frames,

@@ -49,7 +49,8 @@ def mvtm_mask(batch: int, length: int, *, masking: str, mask_func: str, bernoull
     `regions["prob"]`, the tokens of one generated hole (`regions["shape"]`, `regions["params"]`:
     a pixel mask of `maskgit.data.masks` at 4 pixels per token): the state of an inpainting decode of
     a contiguous hole at ratio r, which is what the test set asks for.
-    `bernoulli`: each token masked independently with probability p (the lab's training).
+    `bernoulli`: each token masked independently with probability p (what several public lab
+    submissions do; the lab's template leaves the training mask to the student).
     """
     if masking == "bernoulli":
         return torch.rand(batch, length, generator=generator, device=device) < bernoulli_p

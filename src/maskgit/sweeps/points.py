@@ -4,9 +4,9 @@ A point's key hashes everything that changes its metrics: the checkpoint's conte
 the VQGAN too: loading checks the VQGAN's digest against the checkpoint), the content of the data
 files the task reads (`data_identity`: names and sha256 of the test images, masks, ground truth and
 provenance table after `data.limit.test`, or of the val images generation is measured against), the
-decoding in canonical form (see `canonical_decoding`),
+decoding in canonical form (`DecodeSettings.canonical`, the seed among it),
 `composite`, the FID settings (enabled, unseen subset, feature layer) and the Inception weights'
-content, `trainer.precision`, `seed`, the task with its masks or samples (`_task_parts`), and
+content, `trainer.precision`, the task with its masks or samples (`_task_parts`), and
 what a lab transformer file is read with (model settings, VQGAN file content, attention names).
 Paths of outputs and caches, loggers, batch sizes, progress bars, pictures and devices are left out
 (the results do not depend on them).
@@ -36,29 +36,7 @@ from maskgit.utils.integrity import json_payload, load_cached, save_json_sealed
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 3  # bump when a code change makes stored results stale
-
-
-def canonical_decoding(s: DecodeSettings) -> dict[str, Any]:
-    """The decoding with equal results mapped to equal values.
-
-    A sweet spot at or past the last step (sweet_spot >= total_iter - 1) is the full decoding (-1).
-    A result taken after step 0 (total_iter=1, or sweet_spot=0) is the first step's samples for
-    every masked token: the schedule, the number of steps, the temperature of the choice and the
-    confidence only decide which tokens stay masked, so they do not matter there (the sampling
-    temperature does). With order=halton the choice temperature and the confidence play no part.
-    """
-    # guidance only where it is used (unconditional points keep the keys they had before it existed)
-    guidance = {"guidance": s.guidance, "guidance_schedule": s.guidance_schedule} if s.guidance else {}
-    if s.last_step == 0:
-        return {"steps": "one step: every masked token takes step 0's sample",
-                "temperature": s.temperature, **guidance}
-    # the Halton order replaces the confidences and their noise
-    choice = ({"order": s.order} if s.order == "halton" else
-              {"choice_temperature": s.choice_temperature, "confidence": s.confidence})
-    return {"mask_func": s.mask_func, "total_iter": s.total_iter,
-            "sweet_spot": -1 if s.last_step == s.total_iter - 1 else s.last_step,
-            **choice, "temperature": s.temperature, **guidance}
+STORE_VERSION = 4  # bump when a code change makes stored results stale (4: sweet_spot counts steps run)
 
 
 def path_identity(path: str | None) -> str | None:
@@ -117,8 +95,7 @@ def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
         "store_version": STORE_VERSION,
         "checkpoint_sha256": path_identity(str(cfg.ckpt_path)),
         "data": data_identity(cfg),
-        "decoding": canonical_decoding(settings),
-        "seed": int(cfg.seed),
+        "decoding": settings.canonical(),  # the seed among them
         "composite": bool(cfg.composite),
         "fid": {"enabled": bool(fid.enabled), "unseen_subset": bool(fid.get("unseen_subset", False)),
                 "features": int(fid.get("features", 2048)), "resize": fid.get("resize", "torch-fidelity"),

@@ -5,11 +5,15 @@ Hydra's `multirun.yaml` (points not run yet are blank), then writes into the swe
 
 - `fid_table.csv`: one row per point (status done / reused / missing, its coordinates, metrics, timings);
 - `fid_table.md`: rows mask function, columns total_iter (or, when it is not swept, the first other
-  swept key: sweet_spot, guidance, ...), each cell "FID (leak-free FID)" and, for class-conditional
-  generation, the class consistency; the lowest FID in bold; one table per value of any other swept
-  key (e.g. one per sweet spot);
+  swept key: sweet_spot, guidance, ...), each cell "FID [interval] (leak-free FID)" and, for
+  class-conditional generation, the class consistency; the lowest FID in bold; one table per value of
+  any other swept key. A sweep over all three axes (mask_func, total_iter and sweet_spot) gives each
+  cell its best sweet spot ("@s": steps run). Without FID (metrics.fid.enabled=false) the cells are
+  the hole PSNR and masked-token accuracy, the best PSNR in bold. Points that do not exist by rule
+  (sweet_spot > total_iter) are n/a;
 - `fid_vs_<col>.png` and `decode_time_vs_<col>.png`: one line per mask function (and table);
-  `class_accuracy_vs_<col>.png` when the points measured class consistency;
+  `class_accuracy_vs_<col>.png` when the points measured class consistency; with sweet spots and
+  total_iter both swept, `<metric>_vs_sweet_spot.png`: one line per mask function and a few T;
 
 and, when the points logged to wandb, the same table and plots as one summary run in their group.
 """
@@ -53,6 +57,8 @@ class Point:
     def status(self) -> str:
         if self.report is None:
             return "missing"
+        if self.report.get("not_applicable"):
+            return "n/a"
         return "reused" if self.report.get("skipped") else "done"
 
     def metric(self, name: str) -> float | None:
@@ -187,9 +193,34 @@ def column_key(sweep: Sweep, cols: str = "auto") -> str:
     return next((k for k in sweep.swept if k != ROW), "total_iter")
 
 
+BEST_OF = "sweet_spot"  # with total_iter as the columns, a cell shows its best sweet spot
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What the table ranks by: FID (lower is better, with its interval), or without FID hole PSNR."""
+
+    name: str
+    lower_is_better: bool
+
+    def better(self, a: float, b: float) -> bool:
+        return a < b if self.lower_is_better else a > b
+
+
+def ranking_metric(sweep: Sweep) -> Metric:
+    has_fid = any(p.metric("fid") is not None for p in sweep.points)
+    return Metric("fid", True) if has_fid else Metric("hole_psnr", False)
+
+
+def best_of(sweep: Sweep, col: str) -> str | None:
+    """The swept key each cell takes its best value over (sweet_spot, with total_iter columns)."""
+    return BEST_OF if BEST_OF in sweep.swept and col != BEST_OF else None
+
+
 def table_groups(sweep: Sweep, col: str) -> list[dict[str, Any]]:
-    """One dict of fixed values per table: the swept keys other than the rows and the columns."""
-    others = [k for k in sweep.swept if k not in (ROW, col)]
+    """One dict of fixed values per table: the swept keys other than the rows, the columns and the one
+    each cell takes its best over."""
+    others = [k for k in sweep.swept if k not in (ROW, col, best_of(sweep, col))]
     groups: list[dict[str, Any]] = []
     for p in sorted(sweep.points, key=lambda p: [_order(p.coords.get(k)) for k in others]):
         g = {k: p.coords.get(k) for k in others}
@@ -202,6 +233,27 @@ def _in(point: Point, group: dict[str, Any]) -> bool:
     return all(point.coords.get(k) == v for k, v in group.items())
 
 
+def cell_point(points: list[Point], metric: Metric) -> Point | None:
+    """The point a cell shows: the best scored one; else one not run yet (blank); else n/a."""
+    scored = [p for p in points if p.metric(metric.name) is not None]
+    if scored:
+        best = scored[0]
+        for p in scored[1:]:
+            if metric.better(p.metric(metric.name), best.metric(metric.name)):
+                best = p
+        return best
+    return next((p for p in points if p.status == "missing"), points[0] if points else None)
+
+
+def cells(sweep: Sweep, col: str, group: dict[str, Any], metric: Metric) -> dict[tuple[Any, Any], Point]:
+    """(row, column) -> the point its cell shows, in one table."""
+    out: dict[tuple[Any, Any], list[Point]] = {}
+    for p in sweep.points:
+        if _in(p, group):
+            out.setdefault((p.coords.get(ROW), p.coords.get(col)), []).append(p)
+    return {k: cell_point(v, metric) for k, v in out.items()}
+
+
 def _fmt(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -212,51 +264,82 @@ def auto_digits(values: list[float]) -> int:
     return next((d for d in range(1, 5) if len({round(v, d) for v in distinct}) == len(distinct)), 4)
 
 
+def _cell_text(p: Point | None, metric: Metric, digits: int, best_key: str | None) -> str:
+    if p is None:
+        return ""
+    if p.status == "n/a":
+        return "n/a"
+    value = p.metric(metric.name)
+    if value is None:
+        return ""
+    if metric.name == "fid":
+        text = _fmt(value, digits)
+        if (ci := p.interval()) is not None:
+            text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
+        if p.metric("fid_unseen") is not None:
+            text += f" ({_fmt(p.metric('fid_unseen'), digits)})"
+        if p.metric("class_accuracy") is not None:
+            text += f"; acc {p.metric('class_accuracy'):.3f}"
+    else:
+        text = f"{value:.2f} dB"
+        if p.metric("masked_token_accuracy") is not None:
+            text += f"; acc {p.metric('masked_token_accuracy'):.3f}"
+    if best_key is not None:
+        steps = p.coords.get(best_key)
+        text += f" @{p.coords.get('total_iter') if steps == -1 else steps}"
+    return text
+
+
 def markdown(sweep: Sweep, col: str, digits: int | None = None) -> str:
-    done = sum(p.report is not None for p in sweep.points)
+    done = sum(p.report is not None and p.status != "n/a" for p in sweep.points)
+    planned = sum(p.status != "n/a" for p in sweep.points)
+    metric = ranking_metric(sweep)
+    best_key = best_of(sweep, col)
     if digits is None:
         digits = auto_digits([v for p in sweep.points for m in ("fid", "fid_unseen")
                               if (v := p.metric(m)) is not None])
     ckpts = {(p.report or {}).get("checkpoint") for p in sweep.points} - {None}
+    na = len(sweep.points) - planned
     lines = [f"# FID sweep {sweep.dir.name}", "",
-             f"{done}/{len(sweep.points)} points done"
-             + (f"; checkpoint `{ckpts.pop()}`" if len(ckpts) == 1 else "") + ".",
-             "Cell: FID [its bootstrap 95% interval] (leak-free FID: test images whose ground truth is "
-             "in neither train nor val); acc: class consistency (generation per class); **bold**: the "
-             "lowest FID of the table; ~: its interval overlaps the lowest one's, so the data cannot "
-             "tell the two apart; blank: not run (yet).", ""]
-    if done and not any(p.metric("fid") is not None for p in sweep.points):
-        lines += ["No FID in this sweep (metrics.fid.enabled=false): fid_table.csv has the rest.", ""]
+             f"{done}/{planned} points done" + (f" ({na} n/a by rule: sweet_spot > total_iter)" if na else "")
+             + (f"; checkpoint `{ckpts.pop()}`" if len(ckpts) == 1 else "") + "."]
+    if metric.name == "fid":
+        lines.append("Cell: FID [its bootstrap 95% interval] (leak-free FID: test images whose ground truth "
+                     "is in neither train nor val); acc: class consistency (generation per class); "
+                     "**bold**: the lowest FID of the table; ~: its interval overlaps the lowest one's, so "
+                     "the data cannot tell the two apart; blank: not run (yet); n/a: no such point.")
+    else:
+        lines.append("No FID in this sweep (metrics.fid.enabled=false). Cell: PSNR in the holes; acc: "
+                     "masked-token accuracy; **bold**: the highest PSNR of the table; blank: not run "
+                     "(yet); n/a: no such point.")
+    if best_key is not None:
+        lines.append(f"Each cell is its best {best_key} (@s: the sweet spot, steps run); "
+                     f"{metric.name}_vs_{best_key}.png shows them all.")
+    lines.append("")
     for group in table_groups(sweep, col):
-        pts = [p for p in sweep.points if _in(p, group)]
-        scored = [p for p in pts if p.metric("fid") is not None]
-        best_point = min(scored, key=lambda p: p.metric("fid")) if scored else None
-        best = best_point.metric("fid") if best_point else None
-        best_ci = best_point.interval() if best_point else None
+        shown = cells(sweep, col, group, metric)
+        scored = [p for p in shown.values() if p is not None and p.metric(metric.name) is not None]
+        best_point = cell_point(scored, metric) if scored else None
+        best = best_point.metric(metric.name) if best_point else None
+        best_ci = best_point.interval() if best_point and metric.name == "fid" else None
         if group:
             lines += [f"## {', '.join(f'{k}={v}' for k, v in group.items())}", ""]
-        columns = [c for c in sweep.values(col) if any(p.coords.get(col) == c for p in pts)]
+        columns = [c for c in sweep.values(col) if any(k[1] == c for k in shown)]
         lines.append(f"| {ROW} \\ {col} | " + " | ".join(str(c) for c in columns) + " |")
         lines.append("|---|" + "---:|" * len(columns))
-        for row in [r for r in sweep.values(ROW) if any(p.coords.get(ROW) == r for p in pts)]:
-            cells = []
+        for row in [r for r in sweep.values(ROW) if any(k[0] == r for k in shown)]:
+            texts = []
             for c in columns:
-                p = next((p for p in pts if p.coords.get(ROW) == row and p.coords.get(col) == c), None)
-                fid = p.metric("fid") if p else None
-                text = _fmt(fid, digits)
-                ci = p.interval() if p else None
-                if fid is not None and ci is not None:
-                    text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
-                if fid is not None and p.metric("fid_unseen") is not None:
-                    text += f" ({_fmt(p.metric('fid_unseen'), digits)})"
-                if fid is not None and p.metric("class_accuracy") is not None:
-                    text += f"; acc {p.metric('class_accuracy'):.3f}"
-                if fid is not None and fid == best:
+                p = shown.get((row, c))
+                text = _cell_text(p, metric, digits, best_key)
+                value = p.metric(metric.name) if p else None
+                ci = p.interval() if p and metric.name == "fid" else None
+                if value is not None and value == best:
                     text = f"**{text}**"
                 elif ci is not None and best_ci is not None and ci[0] <= best_ci[1] and best_ci[0] <= ci[1]:
                     text = f"~{text}"
-                cells.append(text)
-            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+                texts.append(text)
+            lines.append(f"| {row} | " + " | ".join(texts) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -273,34 +356,65 @@ def csv_rows(sweep: Sweep) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def plot(sweep: Sweep, col: str, value, ylabel: str, path: Path, band=None) -> Path:
-    """`value(point)` per mask function against `col`; `band(point)` -> (low, high) shades an interval."""
+Line = tuple[str, list[tuple[Any, Point]]]  # a label and its (x, point) pairs
+
+
+def lines_over(sweep: Sweep, col: str) -> list[Line]:
+    """One line per mask function (and table) against `col`, through the points the table's cells show."""
+    metric = ranking_metric(sweep)
+    out: list[Line] = []
+    for group in table_groups(sweep, col):
+        suffix = "".join(f", {k}={v}" for k, v in group.items())
+        shown = cells(sweep, col, group, metric)
+        for row in sweep.values(ROW):
+            pts = sorted(((c, p) for (r, c), p in shown.items() if r == row and p is not None),
+                         key=lambda xp: _order(xp[0]))
+            out.append((f"{row}{suffix}", pts))
+    return out
+
+
+def sweet_spot_lines(sweep: Sweep, few: int = 3) -> list[Line]:
+    """One line per mask function and T (the largest and up to `few` - 1 others spread below it)
+    against the steps run; all T when they are `few` or fewer."""
+    steps = {p.coords.get("total_iter") for p in sweep.points if p.report and p.status != "n/a"}
+    many = sorted(t for t in steps if sum(p.coords.get("total_iter") == t and p.report is not None
+                                         and p.status != "n/a" for p in sweep.points) > 1)
+    chosen = many if len(many) <= few else sorted({many[round(i * (len(many) - 1) / (few - 1))]
+                                                   for i in range(few)})
+    out: list[Line] = []
+    for row in sweep.values(ROW):
+        for t in chosen:
+            pts = [(t if p.coords.get(BEST_OF) == -1 else p.coords.get(BEST_OF), p) for p in sweep.points
+                   if p.coords.get(ROW) == row and p.coords.get("total_iter") == t and p.status != "n/a"]
+            out.append((f"{row}, T={t}", sorted(pts, key=lambda xp: _order(xp[0]))))
+    return out
+
+
+def plot(lines: list[Line], xlabel: str, value, ylabel: str, path: Path, band=None) -> Path:
+    """`value(point)` along each line; `band(point)` -> (low, high) shades an interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for group in table_groups(sweep, col):
-        suffix = "".join(f", {k}={v}" for k, v in group.items())
-        for row in sweep.values(ROW):
-            pts = [p for p in sweep.points if _in(p, group) and p.coords.get(ROW) == row
-                   and value(p) is not None]
-            if pts:
-                pts.sort(key=lambda p: _order(p.coords.get(col)))
-                xs = [p.coords.get(col) for p in pts]
-                (line,) = ax.plot(xs, [value(p) for p in pts], marker="o", label=f"{row}{suffix}")
-                bands = [band(p) for p in pts] if band else []
-                if bands and all(b is not None for b in bands):
-                    ax.fill_between(xs, [b[0] for b in bands], [b[1] for b in bands], alpha=0.15,
-                                    color=line.get_color(), linewidth=0)
-    if all(isinstance(v, int) for v in sweep.values(col)):
+    for label, pairs in lines:
+        pairs = [(x, p) for x, p in pairs if value(p) is not None]
+        if not pairs:
+            continue
+        xs = [x for x, _ in pairs]
+        (line,) = ax.plot(xs, [value(p) for _, p in pairs], marker="o", label=label)
+        bands = [band(p) for _, p in pairs] if band else []
+        if bands and all(b is not None for b in bands):
+            ax.fill_between(xs, [b[0] for b in bands], [b[1] for b in bands], alpha=0.15,
+                            color=line.get_color(), linewidth=0)
+    if all(isinstance(x, int) for _, pairs in lines for x, _ in pairs):
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(col)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} vs {col}: sweep {sweep.dir.name}")
+    ax.set_title(f"{ylabel} vs {xlabel}: sweep {path.parent.name}", fontsize="medium")
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize="small")
@@ -324,13 +438,20 @@ def build(sweep_dir: str | os.PathLike, cols: str = "auto", digits: int | None =
         writer.writerows([["" if v is None else v for v in r] for r in rows])
     with atomic_path(out["markdown"]) as tmp:
         tmp.write_text(markdown(sweep, col, digits))
-    out["fid_plot"] = plot(sweep, col, lambda p: p.metric("fid"), "FID (95% interval shaded)",
-                           sweep.dir / f"fid_vs_{col}.png", band=lambda p: p.interval())
+    metric = ranking_metric(sweep)
+    value, label, band = ((lambda p: p.metric("fid"), "FID (95% interval shaded)", lambda p: p.interval())
+                          if metric.name == "fid" else
+                          (lambda p: p.metric("hole_psnr"), "PSNR in the holes (dB)", None))
+    over_col = lines_over(sweep, col)
+    out["fid_plot"] = plot(over_col, col, value, label, sweep.dir / f"{metric.name}_vs_{col}.png", band)
+    if best_of(sweep, col):
+        out["sweet_spot_plot"] = plot(sweet_spot_lines(sweep), "sweet_spot (steps run)", value, label,
+                                      sweep.dir / f"{metric.name}_vs_{BEST_OF}.png", band)
     if any(p.metric("class_accuracy") is not None for p in sweep.points):
-        out["accuracy_plot"] = plot(sweep, col, lambda p: p.metric("class_accuracy"),
+        out["accuracy_plot"] = plot(over_col, col, lambda p: p.metric("class_accuracy"),
                                     "class consistency (probe accuracy)",
                                     sweep.dir / f"class_accuracy_vs_{col}.png")
-    out["decode_plot"] = plot(sweep, col, lambda p: p.seconds("decode"), "decode time (s)",
+    out["decode_plot"] = plot(over_col, col, lambda p: p.seconds("decode"), "decode time (s)",
                               sweep.dir / f"decode_time_vs_{col}.png")
     return out
 
@@ -347,15 +468,13 @@ def wandb_settings(sweep: Sweep) -> dict[str, Any] | None:
     return None
 
 
-def log_to_wandb(sweep_dir: str | os.PathLike, files: dict[str, Path], project: str, group: str,
-                 cols: str = "auto") -> str:
+def log_to_wandb(sweep_dir: str | os.PathLike, files: dict[str, Path], project: str, group: str) -> str:
     """One summary run in the sweep's group: the points table, the FID grid and the plots."""
     import wandb
 
     from maskgit.utils.loggers import wandb_has_credentials
 
     sweep = read_sweep(sweep_dir)
-    col = column_key(sweep, cols)
     mode = None if "WANDB_MODE" in os.environ or wandb_has_credentials() else "offline"
     run = wandb.init(project=project, group=group, name=f"fid-table-{sweep.dir.name}",
                      job_type="sweep-summary", dir=str(sweep.dir), mode=mode)
@@ -365,12 +484,12 @@ def log_to_wandb(sweep_dir: str | os.PathLike, files: dict[str, Path], project: 
         fids = [p.metric("fid") for p in sweep.points if p.metric("fid") is not None]
         run.log({"sweep/points": points_table(header, rows),
                  "sweep/fid_table": wandb.Html(_markdown_to_html(md)),
-                 f"sweep/fid_vs_{col}": wandb.Image(str(files["fid_plot"])),
-                 f"sweep/decode_time_vs_{col}": wandb.Image(str(files["decode_plot"]))})
+                 **{f"sweep/{path.stem}": wandb.Image(str(path)) for path in files.values()
+                    if path.suffix == ".png"}})
         if fids:
             run.summary["sweep/best_fid"] = min(fids)
-        run.summary["sweep/points_done"] = sum(p.report is not None for p in sweep.points)
-        run.summary["sweep/points_planned"] = len(sweep.points)
+        run.summary["sweep/points_done"] = sum(p.status in ("done", "reused") for p in sweep.points)
+        run.summary["sweep/points_planned"] = sum(p.status != "n/a" for p in sweep.points)
         return run.dir
     finally:
         run.finish()
@@ -436,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = wandb_settings(read_sweep(args.sweep_dir))
     if args.wandb == "on" or (args.wandb == "auto" and settings):
         settings = settings or {"project": "maskgit", "group": Path(args.sweep_dir).name}
-        print(f"wandb: {log_to_wandb(args.sweep_dir, files, cols=args.cols, **settings)}")
+        print(f"wandb: {log_to_wandb(args.sweep_dir, files, **settings)}")
     return 0
 
 

@@ -8,16 +8,23 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from maskgit.decode_settings import SweetSpotBeyondSteps
 from maskgit.settings import check_settings
+from maskgit.sweeps.multirun import in_multirun
 from maskgit.tasks.baselines import Baselines
 from maskgit.tasks.generate import Generate
 from maskgit.tasks.inpaint import Inpaint
-from maskgit.tasks.runner import EvalTask, run_task
+from maskgit.tasks.runner import EvalTask, not_applicable, run_task
 
 TASKS: dict[str, type[EvalTask]] = {"inpaint": Inpaint, "generate": Generate, "baselines": Baselines}
 
 
 def evaluate(cfg: DictConfig, task: EvalTask | None = None) -> dict[str, Any]:
     """Run `cfg.task` (or `task`); returns the metrics file's content ({} in DDP processes but rank 0)."""
-    check_settings(cfg)  # task= among them
+    try:
+        check_settings(cfg)  # task= among them
+    except SweetSpotBeyondSteps as err:
+        if not in_multirun():  # a single run asked for something that does not exist
+            raise
+        return not_applicable(cfg, str(err))  # a grid's corner (total_iter=1..28 sweet_spot=1..28)
     return run_task(cfg, task or TASKS[cfg.get("task", "inpaint")]())

@@ -51,6 +51,9 @@ class Generate(runner.EvalTask):
             raise ConfigError(f"FID needs at least 2 samples, got generate.num_samples={n} "
                               "(or set metrics.fid.enabled=false)")
         self.decoding = runner.decode_settings(cfg)
+        if self.decoding.temperature == 0:
+            log.warning("temperature=0 (argmax codes, the lab preset's): from a blank canvas the samples "
+                        "differ only by the choice noise; decoding=paper or temperature=1 draws the codes")
         return self.decoding
 
     def load(self, cfg: DictConfig) -> SampleGenerator:

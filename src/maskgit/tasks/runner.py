@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,9 @@ def run_task(cfg: DictConfig, task: EvalTask) -> dict[str, Any]:
         if fields is None:
             return {}
         timings = {**fields.pop("timings_s", {}), "total": round(time.perf_counter() - start, 3)}
-        report = {"task": task.name, **fields, "timings_s": timings, "skipped": False, "point": point,
+        decoding = {"preset": cfg.get("decoding_preset"), **asdict(settings)} if settings else None
+        report = {"task": task.name, **fields, "decoding": decoding, "timings_s": timings, "skipped": False,
+                  "point": point,
                   "versions": versions(), "config": OmegaConf.to_container(cfg, resolve=True)}
         save_json(report, out / "metrics.json")
         if store:
@@ -107,18 +109,23 @@ def run_task(cfg: DictConfig, task: EvalTask) -> dict[str, Any]:
         finish_loggers(loggers)
 
 
+def not_applicable(cfg: DictConfig, reason: str) -> dict[str, Any]:
+    """A sweep point that does not exist by rule (e.g. sweet_spot > total_iter): a metrics.json that
+    says so (the table shows n/a), and nothing loaded, decoded, stored or logged."""
+    report = {"task": cfg.get("task", "inpaint"), "not_applicable": reason, "skipped": True, "metrics": {},
+              "config": OmegaConf.to_container(cfg, resolve=True)}
+    save_json(report, Path(cfg.paths.output_dir) / "metrics.json")
+    log.info("n/a: %s", reason)
+    return report
+
+
 # --- what the tasks share -------------------------------------------------------------------------
 
 def decode_settings(cfg: DictConfig) -> DecodeSettings:
-    """The decoding options (their types and ranges: maskgit.settings)."""
+    """The decoding options (their fields, types and ranges: maskgit.decode_settings)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python eval.py ckpt_path=/path/to/last.ckpt")
-    return DecodeSettings(mask_func=cfg.mask_func, total_iter=int(cfg.total_iter),
-                          sweet_spot=int(cfg.sweet_spot), choice_temperature=float(cfg.choice_temperature),
-                          confidence=cfg.confidence, temperature=float(cfg.temperature),
-                          seed=int(cfg.seed), guidance=float(cfg.get("guidance", 0.0)),
-                          guidance_schedule=str(cfg.get("guidance_schedule", "constant")),
-                          order=str(cfg.get("order", "confidence")))
+    return DecodeSettings.from_config(cfg)
 
 
 _MODELS = BoundedCache(2)  # the models of this process's last checkpoints (a sweep uses one)
