@@ -13,6 +13,7 @@ import torch
 from conftest import compose_config, run_cli
 from PIL import Image
 
+from maskgit.data.images import read_image
 from maskgit.errors import ConfigError
 from maskgit.modules.maskgit import MaskGIT
 from maskgit.tasks.eval import evaluate
@@ -136,6 +137,15 @@ def test_generate_chosen_classes_per_class_metrics_and_labels(tmp_path, cache_di
         assert img.size == (2 + 3 * 66, 2 + 2 * 66)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["config"]["guidance"] == 2.0
+    # the Python API draws the same samples from the same settings (no second decoding path)
+    from maskgit import Inpainter
+
+    painter = Inpainter.from_checkpoint(conditional_ckpt)
+    drawn = painter.generate(3, classes=["Egyptian cat", "teapot"], preset="lab", temperature=1.0,
+                             total_iter=3, guidance=2.0, guidance_schedule="linear")
+    assert drawn.shape == (6, 3, 64, 64) and drawn.dtype == torch.uint8
+    for i in range(6):
+        assert torch.equal(drawn[i], read_image(tmp_path / "generated" / f"sample_{i:04d}.png")), i
 
 
 @pytest.mark.parametrize("args, message", [

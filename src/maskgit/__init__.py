@@ -6,6 +6,17 @@ import secrets
 from omegaconf import OmegaConf
 
 __version__ = "0.1.0"
+__all__ = ["Inpainter"]
+
+
+def __getattr__(name: str):
+    """`from maskgit import Inpainter` loads torch and the model code only when it is asked for: the
+    command lines import this package before they check their arguments."""
+    if name == "Inpainter":
+        from maskgit.inpainter import Inpainter
+
+        return Inpainter
+    raise AttributeError(f"module 'maskgit' has no attribute {name!r}")
 
 
 def _run_id() -> str:

@@ -96,6 +96,11 @@ class DecodeSettings:
         """The 0-based step whose tokens are the result."""
         return self.steps_run - 1
 
+    def image_seeds(self, index: Any) -> Any:
+        """The noise seeds of the images numbered `index` (a tensor): eval.py's test image i and the
+        Python API's image i of a call draw the same noise."""
+        return index + self.seed * 1_000_003
+
     def memo_key(self, scope: str) -> tuple:
         """Everything but the sweet spot: the sweet spots of one decoding are served from its steps.
         `scope` identifies the model and the tokens decoded."""

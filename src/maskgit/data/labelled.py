@@ -24,7 +24,7 @@ from torch.utils.data import TensorDataset
 from maskgit.data.datamodule import _LOADED, CatFaceDataModule, ImageSet, InpaintingSet
 from maskgit.data.images import LAB_TRAIN, Normalization
 from maskgit.data.labelled_layout import LAYOUTS, LabelledLayout, read_resized, scan_labelled
-from maskgit.data.mask_sources import HOLE_VALUE
+from maskgit.data.mask_sources import fill_holes
 from maskgit.data.masks import generate_masks
 from maskgit.data.token_cache import encode_tensors
 from maskgit.errors import ConfigError
@@ -136,7 +136,7 @@ class LabelledDataModule(CatFaceDataModule):
         gt_images = self.read_images(layout.val_files)
         known = generate_masks(self.masks["source"], len(gt_images), seed=self.masks["seed"],
                                size=self.image_size, **self.masks["params"])
-        masked_images = torch.where(known[:, None], gt_images, torch.full_like(gt_images, HOLE_VALUE))
+        masked_images = fill_holes(gt_images, known)
         tokens = self._pixel_tokens(f"labelled-masked-{self.masks['source']}", masked_images)
         return InpaintingSet(tokens, known, masked_images, gt_tokens, gt_images, labels=labels)
 

@@ -55,5 +55,10 @@ def test_pixels(layout: CatFaceLayout, masks: dict[str, Any]) -> tuple[Tensor, T
         return torch.stack([read_image(f) for f in layout.test_files]), known, gt_images
     known = generate_masks(masks["source"], len(gt_images), seed=masks["seed"], size=IMAGE_SIZE,
                            **masks["params"])
-    masked_images = torch.where(known[:, None], gt_images, torch.full_like(gt_images, HOLE_VALUE))
-    return masked_images, known, gt_images
+    return fill_holes(gt_images, known), known, gt_images
+
+
+def fill_holes(images: Tensor, known: Tensor) -> Tensor:
+    """uint8 (B, 3, H, W) images with the pixels that `known` (B, H, W) marks False set to the lab's gray,
+    as the lab made masked_image/."""
+    return torch.where(known[:, None], images, torch.full_like(images, HOLE_VALUE))

@@ -88,7 +88,7 @@ class InpaintingEvaluator(L.LightningModule):
             labels = torch.full_like(batch["index"], self.model.transformer.null_class)
         every_step = replace(s, sweet_spot=ALL_STEPS)
         result = decode(self.model.transformer, batch["tokens"], batch["masked"], every_step,
-                        num_codes=self.model.num_codes, seeds=batch["index"] + s.seed * 1_000_003,
+                        num_codes=self.model.num_codes, seeds=s.image_seeds(batch["index"]),
                         return_steps=True, labels=labels, null_label=self.model.transformer.null_class)
         self.decoded_now += len(index)
         # Kept compact (a 3 x 28 grid holds ~400 steps of 747 x 256 tokens): int16 fits any codebook
