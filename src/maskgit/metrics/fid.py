@@ -122,12 +122,13 @@ class FeatureBank(Metric):
 
 
 def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable[Tensor]], *,
-                       data_digest: str, cache_dir: str | os.PathLike, total: int = 0) -> Tensor:
+                       data_digest: str, cache_dir: str | os.PathLike, total: int = 0,
+                       what: str = "reference images") -> Tensor:
     """The reference images' features: from the disk cache, or computed once and cached.
 
     `images_fn()` yields uint8 batches; it is called only on a cache miss. The file name hashes
     `data_digest` (the caller's digest of the files' contents) and the network's identity.
-    `total` (the number of images, when known) gives the progress bar its length.
+    `total` (the number of images, when known) gives the progress bar its length, `what` its words.
     """
     parts = {"data": data_digest, **net.identity()}
     path = Path(cache_dir) / f"inception_features_{key(parts, length=24)}.pt"
@@ -136,7 +137,7 @@ def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable
         return found
     device = next(net.parameters()).device
     features = []
-    with progress(f"Inception features of {total:,} reference images", total) as advance:
+    with progress(f"Inception features of {total:,} {what}", total) as advance:
         for images in images_fn():
             features.append(net(images.to(device)).cpu())
             advance(len(images))

@@ -77,7 +77,8 @@ def score_folders(dir_a: str | Path, dir_b: str | Path, settings: FIDSettings, *
     net = extractor(settings).to(device)
     cache = cache_dir or inception_cache_dir() / "features"
     feats = [reference_features(net, lambda f=f: batches(f, batch_size), data_digest=folder_digest(f),
-                                cache_dir=cache, total=len(f)) for f in files]
+                                cache_dir=cache, total=len(f), what=f"images of {folder}")
+             for f, folder in zip(files, (dir_a, dir_b), strict=True)]
     out = score(feats[0], feats[1], settings, paired=False)
     return {"fid": out["fid"], "fid_ci95": [out.get("fid_ci95_low"), out.get("fid_ci95_high")],
             "kid_mean": out["kid_mean"], "kid_std": out["kid_std"],

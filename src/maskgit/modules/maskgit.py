@@ -117,6 +117,8 @@ class MaskGIT(L.LightningModule):
                               f"{len(self.classes)} class names were given")
         self.num_codes = self.transformer.num_codebook_vectors
         self.mask_token_id = self.transformer.mask_token_id
+        # one image's tokens: Lightning's model summary measures the FLOPs of a forward pass with it
+        self.example_input_array = torch.zeros(1, self.transformer.num_image_tokens, dtype=torch.long)
         self.val_accuracy = MulticlassAccuracy(num_classes=self.num_codes, average="micro")
         self._compile = compile
 

@@ -98,6 +98,9 @@ class VQGANTraining(L.LightningModule):
         self.restart_every = int(restart_dead_codes)
         self._train_counts = torch.zeros(self.vqgan.num_codebook_vectors, dtype=torch.long)
         self._val_pictures: list[tuple[Tensor, Tensor]] = []
+        # one image: Lightning's model summary measures the FLOPs of a forward pass with it
+        c, size = self.vqgan.config["image_channels"], self.vqgan.config["img_resolution"]
+        self.example_input_array = torch.zeros(1, c, size, size)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.vqgan(x)

@@ -95,7 +95,7 @@ class Baselines(EvalTask):
         cache = Path(cfg.paths.cache_dir) / "fid"
         reference = (reference_features(extractor(fid), lambda: truth.split(64),
                                         data_digest=files_digest(layout.gt_files), cache_dir=cache,
-                                        total=len(truth))
+                                        total=len(truth), what="ground-truth images")
                      if fid else None)
         rows: dict[str, dict[str, float]] = {}
         pictures: dict[str, Tensor] = dict(self.picture_rows)
@@ -112,7 +112,7 @@ class Baselines(EvalTask):
             else:
                 images = baselines.CLASSICAL[method](masked, known)
             rows[method] = score_images(images, truth, known, fid=fid, reference=reference, unseen=unseen,
-                                        cache_dir=cache)
+                                        cache_dir=cache, what=f"{method} results")
             pictures[method] = images[: int(cfg.baselines.picture_images)]
             seconds[method] = round(time.perf_counter() - start, 2)
             log.info("baselines: %s %s", method, {k: round(v, 4) for k, v in rows[method].items()})
@@ -153,7 +153,8 @@ def read_results(folder: Path, names: list[str]) -> Tensor:
 
 
 def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettings | None,
-                 reference: Tensor | None, unseen: Tensor | None, cache_dir: Path) -> dict[str, float]:
+                 reference: Tensor | None, unseen: Tensor | None, cache_dir: Path,
+                 what: str = "images") -> dict[str, float]:
     """eval.py's metrics of finished uint8 images against the ground truth of the same test images."""
     l1, psnr = region_l1_psnr(images, truth, ~known)
     ssim = structural_similarity_index_measure(images.float() / 255, truth.float() / 255, data_range=1.0)
@@ -161,7 +162,7 @@ def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettin
     if fid is not None:
         digest = "images:" + tensor_digest(images)
         feats = reference_features(extractor(fid), lambda: images.split(64), data_digest=digest,
-                                   cache_dir=cache_dir, total=len(images))
+                                   cache_dir=cache_dir, total=len(images), what=what)
         out.update(score(feats, reference, fid, paired=True))
         if unseen is not None and int(unseen.sum()) >= 2:
             out.update(score(feats[unseen], reference[unseen], fid, paired=True, prefix="fid_unseen"))

@@ -16,8 +16,7 @@ log = logging.getLogger(__name__)
 
 
 # Set once a wandb run of this process went offline for lack of credentials: later runs (the
-# quickstart's next stage, multirun jobs) must too. By then Lightning has set WANDB_MODE=dryrun,
-# which wandb's already started session ignores, so the check below can no longer tell.
+# quickstart's next stage, multirun jobs) go offline too, without asking wandb again.
 _OFFLINE_FALLBACK: set[bool] = set()
 
 
@@ -47,13 +46,25 @@ def build_loggers(cfg: DictConfig | None, cache_dir: str | os.PathLike | None = 
         kwargs: dict[str, Any] = {}
         if (conf._target_.endswith("WandbLogger") and not conf.get("offline", False)
                 and (_OFFLINE_FALLBACK or ("WANDB_MODE" not in os.environ and not wandb_has_credentials()))):
-            kwargs.update(offline=True, mode="offline")  # mode: wandb.login() already read settings
+            # wandb.init's mode only: Lightning's `offline=True` would set WANDB_MODE=dryrun, and every
+            # later run of this process would warn that changed wandb variables are ignored
+            kwargs.update(mode="offline")
             _OFFLINE_FALLBACK.add(True)
             rank_zero_info(f"wandb: no credentials found, logging offline to {conf.save_dir}/wandb "
                            "(upload later with `wandb sync <that folder>/offline-run-*`)")
         log.debug("instantiating logger %s", name)
         loggers.append(instantiate(conf, **kwargs))
     return loggers
+
+
+class QuietWandbLogger(WandbLogger):
+    """Lightning's WandbLogger without the `anonymous=None` it always hands wandb.init, which makes
+    wandb warn on every run that the setting has no effect (conf/logger/wandb.yaml uses this one)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            del self._wandb_init["anonymous"]
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
