@@ -1,4 +1,4 @@
-"""The README's class-conditional tutorial end to end: the UCI digits exported as an ImageFolder,
+"""The class-conditional tutorial (docs/class_conditional.md) end to end: the UCI digits as an ImageFolder,
 the tutorial's VQGAN and a class-conditional transformer trained on them (stage 2 shortened to 300
 steps), then generation per class with and without classifier-free guidance. Guidance must raise
 class consistency above w=0 and well above chance (10 classes: 0.1).

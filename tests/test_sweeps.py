@@ -245,12 +245,16 @@ def test_three_axes_in_parallel_workers_equal_one_process_and_skip_what_does_not
     na = [c for c, p in zip(coords, one, strict=True) if p.get("not_applicable")]
     assert na == [("linear", 2, 3), ("cosine", 2, 3)]
     assert all(p["metrics"] == {} and "decoded_now" not in p for p in one if p.get("not_applicable"))
-    assert [p["metrics"] for p in two] == [p["metrics"] for p in one]
+    # the same tokens; pixels through the VQGAN agree to float rounding (a worker's thread count
+    # changes the convolutions' summation order, so a pixel can round the other way)
+    for a, b in zip(two, one, strict=True):
+        assert a["metrics"].get("masked_token_accuracy") == b["metrics"].get("masked_token_accuracy")
+        assert a["metrics"] == pytest.approx(b["metrics"], rel=1e-4)
     assert all(p["metrics"]["hole_psnr"] > 0 for p in one if not p.get("not_applicable"))
 
     assert fid_table([str(two_dir), "--wandb", "off"]) == 0
     table = (two_dir / "fid_table.md").read_text()
-    assert "8/10 points done (2 n/a by rule: sweet_spot > total_iter)" in table
+    assert "10/10 points done (2 n/a by rule: sweet_spot > total_iter)" in table
     rows = [ln for ln in table.splitlines() if ln.startswith("| ")]
     assert rows[0] == "| mask_func \\ total_iter | 2 | 3 |"
     for row in rows[1:]:  # each cell: the best PSNR over its sweet spots, and which one
