@@ -7,7 +7,7 @@ forever for a GPU the machine does not have. Each problem is one line and exit c
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -36,9 +36,11 @@ def engine(launcher: DictConfig) -> str | None:
 
 def require(package: str, choice: str) -> None:
     for module in (package, PLUGINS[package]):
-        if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+        try:
+            importlib.import_module(module)
+        except ImportError:
             raise ConfigError(f"hydra/launcher={choice} needs {package} and its Hydra launcher, which are "
-                              f"not installed: {INSTALL[package]}")
+                              f"not installed: {INSTALL[package]}") from None
 
 
 def visible_gpus() -> int:

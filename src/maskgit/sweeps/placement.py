@@ -25,6 +25,7 @@ def placement() -> dict[str, Any]:
     """This process's GPU assignment, host and pid."""
     return {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "ray_gpu_ids": _ray_gpu_ids(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "submitit_job_id": os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
             "node": socket.gethostname(), "pid": os.getpid()}
 
 
