@@ -92,7 +92,7 @@ def test_gpus_launcher_runs_one_point_per_gpu_and_equals_one_process(setup, tmp_
     assert fid_table([str(one_dir), "--wandb", "off"]) == 0
     assert fid_table([str(ray_dir), "--wandb", "off"]) == 0
     rows = lambda d: [r for r in (d / "fid_table.md").read_text().splitlines() if r.startswith("| ")]  # noqa: E731
-    assert rows(ray_dir) == rows(one_dir) and len(rows(one_dir)) == 2
+    assert rows(ray_dir) == rows(one_dir) and len(rows(one_dir)) == 4  # header + 3 mask functions
 
 
 @pytest.mark.slow
