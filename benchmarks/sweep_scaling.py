@@ -1,8 +1,8 @@
 """gpu_check's `sweep` section: a small FID sweep through `hydra/launcher=gpus` (Ray, one point per
 GPU) with 1 GPU and with every visible GPU, as points per minute: the speed-up of filling a machine.
 
-The checkpoint is the configured sizes' transformer after 2 training steps by train.py (timing does
-not depend on the weights). Caches (tokens, FID reference) are built by a warm-up point first, so
+The checkpoint is the configured sizes' transformer after 2 training steps (32 images) by train.py
+(timing does not depend on the weights). Caches (tokens, FID reference) are built by a warm-up point first, so
 both sweeps time the points alone; each sweep has its own log folder, so no point is reused.
 `--tiny`: on the CPU, Ray is told there are 2 GPUs (the same placement as on real hardware).
 """
@@ -34,7 +34,7 @@ def _checkpoint(work: Path, data: list[str], vqgan: str, model: str, vqgan_ckpt:
                 env: dict[str, str]) -> Path:
     out = work / "train"
     _run("train.py", [*data, f"vqgan={vqgan}", f"vqgan.ckpt_path={vqgan_ckpt}", f"model={model}",
-                      "data.limit.train=32", "data.limit.val=16", "data.batch_size=16", "trainer.max_steps=2",
+                      "data.limit.train=32", "data.limit.val=16", "data.batch_size=16",
                       "trainer.max_epochs=1", "logger=none", "callbacks.model_summary=null",
                       "trainer.enable_progress_bar=false", f"hydra.run.dir={out}",
                       *(["trainer=cpu"] if tiny else ["trainer=gpu"])], work, env)
