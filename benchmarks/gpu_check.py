@@ -11,6 +11,8 @@ Sections (each one written to the report as soon as it is done, so a stopped run
   grid       the 3 x 28 sweep's time extrapolated from the three above (with --full-grid: measured)
   ddp        a 2-process DDP training step (NCCL on 2 GPUs; gloo on the CPU in --tiny mode), its
              gradients checked equal on both ranks
+  sweep      a small sweep through hydra/launcher=gpus (Ray, one point per GPU) with 1 and with all
+             visible GPUs: points per minute and the speed-up (benchmarks/sweep_scaling.py)
 
 Targets: an epoch in at most 10 s and the whole grid in at most 10 min on one H100-class GPU.
 Weights are random (timing does not depend on them); the test images are the data set's when one
@@ -59,6 +61,9 @@ from maskgit.perf import (
 )
 from maskgit.utils.atomic import atomic_path, save_json
 from maskgit.utils.conf import model_configs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_scaling import sweep_section  # noqa: E402  (benchmarks/ is not a package)
 
 EPOCH_TARGET_S, GRID_TARGET_S = 10.0, 600.0
 
@@ -320,7 +325,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| 3 x 28 FID grid ({grid['how']}) | {g / 60:.1f} min | <= {GRID_TARGET_S / 60:.0f} min"
                      f" | {'yes' if g <= GRID_TARGET_S else 'no'} |")
     lines += ["", "| section | figures |", "|---|---|"]
-    for name in ("train", "decode", "inception", "ddp"):
+    for name in ("train", "decode", "inception", "ddp", "sweep"):
         lines.append(f"| {name} | {_flat(report.get(name, {'skipped': 'not run'}))} |")
     if report.get("skipped"):
         lines += ["", f"Skipped: {report['skipped']}"]
@@ -379,6 +384,9 @@ def main(argv: list[str] | None = None) -> dict:
         if "decode" in report and "inception" in report:
             section("grid", lambda: grid_section(sizes, report["decode"], report["inception"]))
         section("ddp", lambda: ddp_section(sizes, device, args.tiny, workdir))
+        gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+        section("sweep", lambda: sweep_section(workdir, args.data_root, sizes.vqgan, sizes.model,
+                                               workdir / "VQGAN.pt", args.tiny, gpus))
     report["total_s"] = time.perf_counter() - started
     save()
     print(f"report: {args.out / 'gpu_check.md'}")

@@ -66,6 +66,11 @@ def test_gpu_check_tiny_runs_every_section_and_writes_both_reports(tmp_path):
     assert grid["points"] == 9 and grid["seconds"] > 0
     assert report["ddp"] == {**report["ddp"], "backend": "gloo", "world_size": 2,
                              "gradients_equal_on_ranks": True}
+    sweep = report["sweep"]  # the tiny sweep through hydra/launcher=gpus, Ray told of 2 GPUs
+    if "skipped" not in sweep:  # needs the ray extra (CI installs it)
+        assert sweep["gpus"] == [1, 2] and sweep["2_gpu"]["gpu_ids"] == ["0", "1"]
+        assert sweep["1_gpu"]["gpu_ids"] == ["0"] and sweep["1_gpu"]["points"] == 2
+        assert sweep["1_gpu"]["points_per_min"] > 0 and sweep["speedup"] > 0
     text = (tmp_path / "gpu_check.md").read_text()
     assert "stage-2 epoch, 12,000 images (compile off)" in text and "3 x 28 FID grid" in text
 

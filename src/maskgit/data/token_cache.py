@@ -4,7 +4,9 @@ A cache file is keyed (`maskgit.identity.key`) by the VQGAN's digest, the image 
 contents and the normalisation, so it is reused across runs and processes and rebuilt when any of
 them changes.
 Files are written atomically and sealed (size and sha256, `maskgit.utils.integrity`): a truncated,
-zeroed or unsealed cache file is named in a warning and encoded again, never used.
+zeroed or unsealed cache file is named in a warning and encoded again, never used. Processes that
+need the same file at once (sweep workers, DDP ranks, nodes) encode it once: the others wait on its
+lock (`maskgit.utils.locks`) and read it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from maskgit.data.images import Normalization, read_image
 from maskgit.identity import files_digest, key, module_digest
 from maskgit.models.vqgan import VQGAN
 from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
+from maskgit.utils.locks import build_once
 from maskgit.utils.progress import is_rank_zero, progress
 
 log = logging.getLogger(__name__)
@@ -91,9 +94,18 @@ class TokenCache:
         """The tokens sealed in `path`, or `encode(device)` with the VQGAN in eval mode there, saved;
         `what` ("encoding N test images") is logged on a miss. `labels` (labelled data) are stored
         with the tokens, and a file whose labels differ is encoded again."""
-        found = load_cached(path, _tokens_and_labels, "token cache")
-        if found is not None and (labels is None or torch.equal(found[1], labels)):
-            return found[0].long()
+        def find() -> Tensor | None:
+            found = load_cached(path, _tokens_and_labels, "token cache")
+            if found is not None and (labels is None or torch.equal(found[1], labels)):
+                return found[0].long()
+            return None
+
+        return build_once(path, find, lambda: self._encode(path, vqgan, device, what, encode, labels))
+
+    @staticmethod
+    def _encode(path: Path, vqgan: VQGAN, device: torch.device | str, what: str,
+                encode: Callable[[torch.device], Tensor], labels: Tensor | None) -> Tensor:
+        """Encode and save (the caller holds the cache file's lock)."""
         if is_rank_zero():  # other DDP processes may encode too; one line is enough
             log.info("%s into %s", what, path)
         was_training, home = vqgan.training, next(vqgan.parameters()).device

@@ -32,6 +32,7 @@ from maskgit.errors import ConfigError
 from maskgit.identity import BoundedCache, file_identity, key
 from maskgit.metrics.inception import default_weights
 from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
+from maskgit.utils.locks import build_once
 from maskgit.utils.progress import progress
 
 RESIZES = {
@@ -132,9 +133,14 @@ def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable
     """
     parts = {"data": data_digest, **net.identity()}
     path = Path(cache_dir) / f"inception_features_{key(parts, length=24)}.pt"
-    found = load_cached(path, lambda p: torch_payload(p)["features"], "reference features")
-    if found is not None:
-        return found
+    return build_once(path, lambda: load_cached(path, lambda p: torch_payload(p)["features"],
+                                                "reference features"),
+                      lambda: _compute_reference(net, images_fn, parts, path, total))
+
+
+def _compute_reference(net: InceptionExtractor, images_fn: Callable[[], Iterable[Tensor]],
+                       parts: dict, path: Path, total: int) -> Tensor:
+    """Compute and save the reference features (the caller holds the cache file's lock)."""
     device = next(net.parameters()).device
     features = []
     with progress(f"Inception features of {total:,} {what}", total) as advance:

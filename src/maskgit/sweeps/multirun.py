@@ -40,7 +40,8 @@ def refuse_ddp(cfg: DictConfig) -> None:
             f"trainer.devices={trainer.get('devices')}" + (f" num_nodes={nodes}" if nodes > 1 else "")
             + " in a multirun (-m): DDP would "
             "start the whole sweep again in each child process; sweep with one device per job instead "
-            "(trainer.devices=1 hydra/launcher=parallel hydra.launcher.n_jobs=N, see sweeps/README.md), "
+            "(trainer.devices=1 with hydra/launcher=gpus: one GPU per point; on a CPU "
+            "hydra/launcher=parallel hydra.launcher.n_jobs=N; see docs/scaling.md), "
             "or run one point without -m on several devices")
 
 

@@ -163,15 +163,17 @@ class PointStore:
     def record(self, report: dict[str, Any], output_dir: str) -> None:
         save_json_sealed({"key_parts": self.parts, "output_dir": output_dir, "report": report}, self.path)
 
-    def reuse(self, cfg: DictConfig) -> dict[str, Any] | None:
-        """When this point is done: write its metrics.json here (marked skipped) and return it."""
+    def reuse(self, cfg: DictConfig, placement: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """When this point is done: write its metrics.json here (marked skipped, with this job's
+        `placement`) and return it."""
         entry = self.find()
         if entry is None:
             return None
         report = dict(entry["report"])
         report.update(
             skipped=True, reused_from=entry["output_dir"], decoded_now=0,
-            point={"key": self.key, "store": str(self.path)},
+            point={"key": self.key, "store": str(self.path)}, placement=placement,
+            wall_clock=None,
             checkpoint=str(Path(cfg.ckpt_path).resolve()),
             config=OmegaConf.to_container(cfg, resolve=True))
         save_json(report, Path(cfg.paths.output_dir) / "metrics.json")

@@ -3,7 +3,8 @@
 A task is a small plug-in (`EvalTask`): what it checks, what it loads, what it runs and what it
 logs. The runner does the rest once, in this order (the settings' types and ranges are checked
 first, by `tasks.eval.evaluate`): the multirun job's set-up; the config
-tree; the sweep point store (a finished point is copied, nothing loaded); the seed; the task's
+tree; the sweep point store (a finished point is copied, nothing loaded; workers that reach the
+same point at once compute it once, under its lock); the seed; the task's
 loading (errors here leave no wandb run); the loggers; the task's work; then one finish: the report
 with timings, versions and config, `metrics.json` (atomically), the point store, the loggers'
 records, and the loggers closed whatever happened.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,9 +33,11 @@ from maskgit.errors import ConfigError
 from maskgit.identity import BoundedCache
 from maskgit.modules.maskgit import MaskGIT
 from maskgit.sweeps.multirun import prepare_multirun_job
+from maskgit.sweeps.placement import placement, wall_clock
 from maskgit.sweeps.points import PointStore
 from maskgit.utils.atomic import save_json
 from maskgit.utils.config import save_config_tree
+from maskgit.utils.locks import lock_path
 from maskgit.utils.loggers import build_loggers, finish_loggers
 from maskgit.utils.quiet import quiet_libraries
 from maskgit.utils.versions import versions
@@ -83,8 +87,21 @@ def run_task(cfg: DictConfig, task: EvalTask) -> dict[str, Any]:
     out = Path(cfg.paths.output_dir)
     save_config_tree(cfg, out)
     store = PointStore(cfg, settings) if task.stores_points else None
-    if store and multirun and cfg.get("reuse_results", True) and (done := store.reuse(cfg)) is not None:
-        return done
+    where, started_at = placement(), wall_clock()
+    log.info("point placement: %s", json.dumps(where))
+    if not (store and multirun):
+        return _run(cfg, task, settings, store, out, where, started_at)
+    # Workers that reach the same point at once (e.g. total_iter=1 of two mask functions) compute it
+    # once: the second waits on the point's lock, then reuses it. No DDP here (a multirun refuses it).
+    with FileLock(str(lock_path(store.path))):
+        if cfg.get("reuse_results", True) and (done := store.reuse(cfg, where)) is not None:
+            return done
+        return _run(cfg, task, settings, store, out, where, started_at)
+
+
+def _run(cfg: DictConfig, task: EvalTask, settings: DecodeSettings | None, store: PointStore | None,
+         out: Path, where: dict[str, Any], started_at: float) -> dict[str, Any]:
+    """Load, run, report and store one point (or single run)."""
     L.seed_everything(cfg.seed, workers=True)
     loaded = task.load(cfg)
     loggers = build_loggers(cfg.get("logger"), cfg.paths.cache_dir)
@@ -97,7 +114,8 @@ def run_task(cfg: DictConfig, task: EvalTask) -> dict[str, Any]:
         timings = {**fields.pop("timings_s", {}), "total": round(time.perf_counter() - start, 3)}
         decoding = {"preset": cfg.get("decoding_preset"), **asdict(settings)} if settings else None
         report = {"task": task.name, **fields, "decoding": decoding, "timings_s": timings, "skipped": False,
-                  "point": point,
+                  "point": point, "placement": where,
+                  "wall_clock": {"started": started_at, "finished": wall_clock()},
                   "versions": versions(), "config": OmegaConf.to_container(cfg, resolve=True)}
         save_json(report, out / "metrics.json")
         if store:
