@@ -135,11 +135,11 @@ def reference_features(net: InceptionExtractor, images_fn: Callable[[], Iterable
     path = Path(cache_dir) / f"inception_features_{key(parts, length=24)}.pt"
     return build_once(path, lambda: load_cached(path, lambda p: torch_payload(p)["features"],
                                                 "reference features"),
-                      lambda: _compute_reference(net, images_fn, parts, path, total))
+                      lambda: _compute_reference(net, images_fn, parts, path, total, what))
 
 
 def _compute_reference(net: InceptionExtractor, images_fn: Callable[[], Iterable[Tensor]],
-                       parts: dict, path: Path, total: int) -> Tensor:
+                       parts: dict, path: Path, total: int, what: str) -> Tensor:
     """Compute and save the reference features (the caller holds the cache file's lock)."""
     device = next(net.parameters()).device
     features = []
