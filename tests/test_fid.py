@@ -136,7 +136,7 @@ def test_reference_features_are_computed_once_then_loaded(net64, tmp_path):
     images_fn, calls = count_calls([images[:2], images[2:]])
     first = reference_features(net64, images_fn, data_digest="a", cache_dir=tmp_path)
     assert len(calls) == 1 and first.shape == (4, 64)
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".pt", ".seal"]  # no temporary file left
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".pt", ".seal"]  # no temporary file left
     assert torch.equal(reference_features(net64, images_fn, data_digest="a", cache_dir=tmp_path), first)
     assert len(calls) == 1  # loaded, not recomputed
     reference_features(net64, images_fn, data_digest="b", cache_dir=tmp_path)  # another reference set
