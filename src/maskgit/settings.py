@@ -7,7 +7,6 @@ what a `_target_` builds, lists and cross-setting rules are checked where they a
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -16,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from maskgit import decode_settings
-from maskgit.errors import ConfigError
+from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.setting import Setting, choice, flag, integer, names_in, number, path
 
 _ABSENT = object()
@@ -206,8 +205,4 @@ class CheckSettingsFirst(Callback):
     start (the tasks call `check_settings` too)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            check_settings(config)
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(2)
+        exit_on_user_error(check_settings)(config)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from maskgit.errors import ConfigError
+from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.sweeps.multirun import refuse_ddp
 from maskgit.sweeps.shared_storage import local_only
 
@@ -114,8 +113,4 @@ class CheckLauncher(Callback):
     """`hydra.callbacks` (conf/hydra/default.yaml): `check_launcher` before any job starts."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            check_launcher(config)
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(2)
+        exit_on_user_error(check_launcher)(config)
