@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import maskgit.settings  # noqa: F401  (registers the decoding presets' base before Hydra composes)
+import maskgit.config.settings  # noqa: F401  (registers the decoding presets' base before Hydra composes)
 from maskgit.errors import exit_on_user_error
 from maskgit.sweeps.syntax import expand_ranges, require_override
 

@@ -1,6 +1,6 @@
 """Decoding throughput against batch size: images/s, FLOPs per image per step, TFLOP/s, peak memory.
 
-Times `maskgit.decoding.decode` alone (no VQGAN, no I/O) with a transformer of a `conf/model` size
+Times `maskgit.decoding.iterative.decode` alone (no VQGAN, no I/O) with a transformer of a `conf/model` size
 (random weights, eval mode) at each batch size, on random tokens with the data set's own hole masks
 when a data set is given (else ~30% of tokens masked at random; decoding cost does not depend on
 which tokens are masked). Each batch size times `--batches` batches after one warm-up batch; the
@@ -23,14 +23,22 @@ from pathlib import Path
 
 import torch
 
+from maskgit.config.compose import model_configs
 from maskgit.data.images import read_mask
 from maskgit.data.layout import scan_layout
-from maskgit.decoding import DecodeSettings, decode, pixel_to_token_mask
+from maskgit.decoding.iterative import DecodeSettings, decode, pixel_to_token_mask
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.models.transformer import BidirectionalTransformer
-from maskgit.perf import Grid, count_flops, peak_memory, reset_peak_memory, resolve_device, tflops, time_calls
 from maskgit.utils.atomic import save_json
-from maskgit.utils.conf import model_configs
+from maskgit.utils.perf import (
+    Grid,
+    count_flops,
+    peak_memory,
+    reset_peak_memory,
+    resolve_device,
+    tflops,
+    time_calls,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -3,7 +3,7 @@
 Both modes use the same lab-size transformer and VQGAN (random weights, eval mode), the same real
 test images and masks, and T steps of the same schedule and selection rule:
 
-  ours  `maskgit.decoding.decode` over a whole batch, then ONE VQGAN decode of the final tokens
+  ours  `maskgit.decoding.iterative.decode` over a whole batch, then ONE VQGAN decode of the final tokens
   lab   one image at a time (`lab_style_inpaint_one`): each step calls the transformer on a batch
         of 1, samples, selects, and decodes the current tokens with the VQGAN (the lab writes a
         picture per step)
@@ -30,12 +30,12 @@ from torch import Tensor
 
 from maskgit.data.images import LAB_TEST, read_image, read_mask
 from maskgit.data.layout import scan_layout
-from maskgit.decoding import DecodeSettings, decode, get_schedule, pixel_to_token_mask
+from maskgit.decoding.iterative import DecodeSettings, decode, get_schedule, pixel_to_token_mask
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.models.vqgan import VQGAN
-from maskgit.perf import resolve_device, synchronize
 from maskgit.utils.atomic import save_json
+from maskgit.utils.perf import resolve_device, synchronize
 
 SEED_STRIDE = 1_000_003  # image i of run seed s decodes with seed i + s * SEED_STRIDE (as eval does)
 

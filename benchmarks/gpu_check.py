@@ -41,14 +41,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from maskgit.config.compose import model_configs
 from maskgit.data.images import LAB_TEST, read_image
 from maskgit.data.layout import scan_layout
-from maskgit.decoding import DecodeSettings, decode
+from maskgit.decoding.iterative import DecodeSettings, decode
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.metrics.fid import FIDSettings, extractor
 from maskgit.models.vqgan import VQGAN
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.perf import (
+from maskgit.utils.atomic import atomic_path, save_json
+from maskgit.utils.perf import (
     LAB_EPOCH_IMAGES,
     Grid,
     count_flops,
@@ -59,8 +61,6 @@ from maskgit.perf import (
     tflops,
     time_calls,
 )
-from maskgit.utils.atomic import atomic_path, save_json
-from maskgit.utils.conf import model_configs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep_scaling import sweep_section  # noqa: E402  (benchmarks/ is not a package)

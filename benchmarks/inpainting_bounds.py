@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from maskgit.data.datamodule import CatFaceDataModule
+from maskgit.data.datamodule import ImageDataModule
 from maskgit.data.images import LAB_TEST
-from maskgit.decoding import DecodeSettings, decode
+from maskgit.decoding.iterative import DecodeSettings, decode
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.modules.maskgit import MaskGIT
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = MaskGIT.from_checkpoint(args.ckpt_path).eval()
     model.transformer.set_fused_attention(True)  # as eval.py
     with tempfile.TemporaryDirectory() as tmp:
-        data = CatFaceDataModule(args.data_root, cache_dir=args.cache_dir or tmp,
+        data = ImageDataModule(args.data_root, cache_dir=args.cache_dir or tmp,
                                  encode_batch_size=args.batch_size, limit={"test": args.images})
         data.use_tokenizer(model.vqgan)
         test = data.inpainting_set()

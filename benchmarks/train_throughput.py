@@ -29,15 +29,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from maskgit.config.compose import model_configs
 from maskgit.data.images import LAB_TRAIN
 from maskgit.data.layout import scan_layout
 from maskgit.data.token_cache import TokenCache, load_images
 from maskgit.errors import ConfigError, exit_on_user_error
 from maskgit.models.vqgan import VQGAN
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.perf import LAB_EPOCH_IMAGES, count_flops, peak_memory, resolve_device, synchronize, tflops
 from maskgit.utils.atomic import save_json
-from maskgit.utils.conf import model_configs
+from maskgit.utils.perf import LAB_EPOCH_IMAGES, count_flops, peak_memory, resolve_device, synchronize, tflops
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

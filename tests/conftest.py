@@ -15,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import maskgit.settings  # noqa: F401  (registers the decoding presets' base, as eval.py does)
+import maskgit.config.settings  # noqa: F401  (registers the decoding presets' base, as eval.py does)
 from maskgit.models.vqgan import VQGAN
 
 ROOT = Path(__file__).resolve().parents[1]

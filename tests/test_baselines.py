@@ -10,8 +10,8 @@ import torch
 from conftest import compose_config, run_cli
 from PIL import Image
 
-from maskgit import baselines
 from maskgit.data.images import read_image, read_mask
+from maskgit.models import baseline_fills as baselines
 from maskgit.tasks.eval import evaluate
 
 N = 16

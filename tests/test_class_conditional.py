@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskgit.decoding import GUIDANCE_SCHEDULES, DecodeSettings, decode, guided_logits
+from maskgit.decoding.iterative import GUIDANCE_SCHEDULES, DecodeSettings, decode, guided_logits
 from maskgit.errors import ConfigError
 from maskgit.models.transformer import BidirectionalTransformer
 

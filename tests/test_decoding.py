@@ -1,4 +1,4 @@
-"""Specification of `maskgit.decoding`: mask schedules, pixel -> token masks, MaskGIT decoding."""
+"""Specification of `maskgit.decoding.iterative`: mask schedules, pixel -> token masks, MaskGIT decoding."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maskgit.decode_settings import SweetSpotBeyondSteps
-from maskgit.decoding import (
+from maskgit.decoding.iterative import (
     MASK_SCHEDULES,
     DecodeResult,
     DecodeSettings,
@@ -23,6 +22,7 @@ from maskgit.decoding import (
     halton_ranks,
     pixel_to_token_mask,
 )
+from maskgit.decoding.settings import SweetSpotBeyondSteps
 from maskgit.errors import ConfigError
 from maskgit.models.transformer import BidirectionalTransformer
 

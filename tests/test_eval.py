@@ -12,8 +12,8 @@ from PIL import Image
 
 from maskgit.data.images import read_image, read_mask
 from maskgit.errors import MaskGITError
-from maskgit.identity import file_sha256
 from maskgit.tasks.eval import evaluate
+from maskgit.utils.identity import file_sha256
 
 N_TEST = 24
 

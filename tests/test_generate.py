@@ -11,7 +11,7 @@ from conftest import compose_config, eval_overrides
 from PIL import Image
 
 from maskgit.data.images import read_image
-from maskgit.decoding import DecodeSettings
+from maskgit.decoding.iterative import DecodeSettings
 from maskgit.errors import MaskGITError
 from maskgit.sweeps.points import PointStore
 from maskgit.tasks.eval import evaluate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskgit.decoding import DecodeSettings, decode
+from maskgit.decoding.iterative import DecodeSettings, decode
 
 
 @pytest.fixture(scope="module")

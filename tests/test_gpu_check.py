@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from maskgit.models.transformer import BidirectionalTransformer
-from maskgit.perf import Grid, count_flops, peak_memory
+from maskgit.utils.perf import Grid, count_flops, peak_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 

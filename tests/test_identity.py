@@ -1,4 +1,4 @@
-"""maskgit.identity: digests follow content (not paths), one stable key scheme, one bounded cache."""
+"""maskgit.utils.identity: digests follow content (not paths), one stable key scheme, one bounded cache."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from maskgit.identity import (
+from maskgit.utils.identity import (
     BoundedCache,
     file_identity,
     file_sha256,

@@ -11,7 +11,7 @@ from conftest import compose_config, eval_overrides
 from maskgit.data.images import read_image
 from maskgit.data.mask_sources import mask_settings
 from maskgit.data.masks import MASK_GENERATORS, generate_masks
-from maskgit.decoding import pixel_to_token_mask
+from maskgit.decoding.iterative import pixel_to_token_mask
 from maskgit.errors import ConfigError, MaskGITError
 from maskgit.tasks.eval import evaluate
 

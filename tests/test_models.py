@@ -21,13 +21,13 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from maskgit.data.masks import generate_masks
-from maskgit.decoding import get_schedule, pixel_to_token_mask
+from maskgit.decoding.iterative import get_schedule, pixel_to_token_mask
 from maskgit.errors import CheckpointError, ConfigError
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.transformer import BidirectionalTransformer
 from maskgit.models.vqgan import VQGAN
 from maskgit.modules.maskgit import MaskGIT, mvtm_mask
-from maskgit.optim import param_groups, partial_config
+from maskgit.training.optim import param_groups, partial_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_VQGAN_PARAMS = 70_775_299
@@ -369,8 +369,8 @@ def test_maskgit_builds_the_configured_optimiser_and_schedule(tiny_vqgan_file):
     # The checkpoint records plain configs (weights_only loads them) that build the same again.
     assert model.hparams["optimizer"] == {"_target_": "torch.optim.adamw.AdamW", "_partial_": True,
                                           "lr": 1e-4, "weight_decay": 0.01, "betas": [0.9, 0.96]}
-    assert model.hparams["scheduler"] == {"_target_": "maskgit.optim.warmup_cosine", "_partial_": True,
-                                          "warmup_steps": 4, "min_lr_ratio": 0.01}
+    assert model.hparams["scheduler"] == {"_target_": "maskgit.training.optim.warmup_cosine",
+                                          "_partial_": True, "warmup_steps": 4, "min_lr_ratio": 0.01}
     assert partial_config(instantiate(nodes["optimizer"])) == model.hparams["optimizer"]
     again = MaskGIT(**{**model.hparams, "vqgan": tiny_vqgan_file})
     assert again.hparams == model.hparams
@@ -502,3 +502,17 @@ def test_unknown_masking_is_a_config_error():
     with pytest.raises(ConfigError, match="bernoulli, schedule"):
         mvtm_mask(2, 256, masking="random", mask_func="cosine", bernoulli_p=0.5, generator=None,
                   device=torch.device("cpu"))
+
+
+def test_a_checkpoint_naming_the_schedule_by_its_old_module_still_loads(tiny_vqgan_file, tmp_path):
+    """Checkpoints written before `maskgit.optim` moved to `maskgit.training.optim` name it so."""
+    torch.manual_seed(5)
+    trained = MaskGIT(vqgan=tiny_vqgan_file, transformer=TINY_TRANSFORMER)
+    path = old_checkpoint(trained, tmp_path / "old.ckpt",
+                          {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 2e-3},
+                          {"_target_": "maskgit.optim.warmup_cosine", "_partial_": True, "warmup_steps": 2,
+                           "min_lr_ratio": 0.0})
+    model = MaskGIT.from_checkpoint(str(path))
+    assert model.hparams["scheduler"]["_target_"] == "maskgit.training.optim.warmup_cosine"
+    got = lrs(model.build_scheduler(model.build_optimizer(), total_steps=6), 7)
+    assert max(got) == pytest.approx(2e-3) and got[6] == pytest.approx(0.0, abs=1e-12)

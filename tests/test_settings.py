@@ -1,4 +1,4 @@
-"""The settings table (maskgit.settings): it names real keys, the shipped configs pass it, a wrong type
+"""The settings table (maskgit.config.settings): it names real keys, the shipped configs pass it, a wrong type
 or range is one line naming the key, also through train.py / eval.py before anything is written."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from maskgit.config.settings import SETTINGS, Setting, check_settings
 from maskgit.errors import ConfigError
-from maskgit.settings import SETTINGS, Setting, check_settings
 
 ABSENT = object()
 CLI_CASES = {  # name: script, arguments, how the one error line begins

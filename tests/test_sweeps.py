@@ -13,7 +13,7 @@ import torch
 import yaml
 from conftest import ROOT, compose_config, run_cli, tiny_train_overrides
 
-from maskgit.decoding import MASK_SCHEDULES, DecodeSettings, decode
+from maskgit.decoding.iterative import MASK_SCHEDULES, DecodeSettings, decode
 from maskgit.errors import ConfigError
 from maskgit.sweeps.points import key_parts, point_key
 from maskgit.sweeps.syntax import expand_ranges, require_override

@@ -7,7 +7,7 @@
     samples = painter.generate(16, classes=["3"], guidance=2.0)   # a class-conditional checkpoint
 
 The work is eval.py's: the same checkpoint loading, hole filling (the lab's gray), VQGAN encoding,
-`maskgit.decoding.decode` with a `DecodeSettings` built from the same presets (conf/decoding/) and
+`maskgit.decoding.iterative.decode` with a `DecodeSettings` built from the same presets (conf/decoding/) and
 per-image seeds, and the same VQGAN decoding; only the data set, metrics and files are left out.
 Image i of a call draws the noise eval.py gives test image i.
 """
@@ -23,14 +23,14 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from maskgit.config import CONF_DIR
 from maskgit.data.images import IMAGE_SIZE, LAB_TEST, LAB_TRAIN, Normalization
 from maskgit.data.mask_sources import fill_holes
 from maskgit.data.token_cache import encode_tensors
-from maskgit.decode_settings import DecodeSettings
-from maskgit.decoding import decode, pixel_to_token_mask
+from maskgit.decoding.iterative import decode, pixel_to_token_mask
+from maskgit.decoding.settings import DecodeSettings
 from maskgit.errors import ConfigError
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.utils.conf_dir import CONF_DIR
 
 PRESETS_DIR = CONF_DIR / "decoding"
 

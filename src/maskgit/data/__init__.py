@@ -7,8 +7,8 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "CatFaceDataModule": "maskgit.data.datamodule", "InpaintingSet": "maskgit.data.datamodule",
-    "CatFaceLayout": "maskgit.data.layout", "scan_layout": "maskgit.data.layout",
+    "ImageDataModule": "maskgit.data.datamodule", "InpaintingSet": "maskgit.data.datamodule",
+    "LabLayout": "maskgit.data.layout", "scan_layout": "maskgit.data.layout",
     "TokenCache": "maskgit.data.token_cache", "mask_settings": "maskgit.data.mask_sources",
     "test_pixels": "maskgit.data.mask_sources", "generate_masks": "maskgit.data.masks",
     "read_image": "maskgit.data.images", "read_mask": "maskgit.data.images",

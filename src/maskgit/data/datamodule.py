@@ -1,4 +1,5 @@
-"""Cat-face LightningDataModule: token batches for training, masked test images for inpainting.
+"""The LightningDataModule of a data set in the lab's layout: token or image batches for training,
+masked test images for inpainting.
 
 `serve="tokens"` (stage 2): the VQGAN is frozen, so train/val/test images are encoded once (see
 `token_cache`) and the loaders serve tokens; training never runs the encoder. `use_tokenizer` hands
@@ -24,14 +25,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from maskgit.data.images import LAB_TEST, LAB_TRAIN, Normalization, read_image, read_mask
-from maskgit.data.layout import CatFaceLayout, scan_layout
+from maskgit.data.layout import LabLayout, scan_layout
 from maskgit.data.mask_sources import mask_settings, test_pixels
 from maskgit.data.synthetic import make_synthetic_dataset
 from maskgit.data.token_cache import TokenCache, encode_tensors
-from maskgit.decoding import pixel_to_token_mask
+from maskgit.decoding.iterative import pixel_to_token_mask
 from maskgit.errors import ConfigError
-from maskgit.identity import BoundedCache, files_digest, module_digest, tensor_digest
 from maskgit.models.vqgan import VQGAN
+from maskgit.utils.identity import BoundedCache, files_digest, module_digest, tensor_digest
 
 SERVE = ("tokens", "images")
 _LOADED = BoundedCache(4)  # what stages loaded, by content (files, VQGAN, masks), in this process
@@ -80,7 +81,10 @@ class InpaintingSet(Dataset):
         return item
 
 
-class CatFaceDataModule(L.LightningDataModule):
+class ImageDataModule(L.LightningDataModule):
+    """A data set in the lab's layout (the cat faces, or any in it): train and val images, or their
+    VQGAN tokens, and the masked test split with its masks; `LabelledDataModule` adds classes."""
+
     test_norm: Normalization = LAB_TEST  # the test images' normalisation (the lab's own for its test set)
     num_classes = 0  # unlabelled
 
@@ -107,7 +111,7 @@ class CatFaceDataModule(L.LightningDataModule):
         self.synthetic = dict(synthetic) if synthetic else None
         self.masks = mask_settings(masks)
         self.vqgan: VQGAN | None = None
-        self._layout: CatFaceLayout | None = None
+        self._layout: LabLayout | None = None
         self._scanned: set[str] = set()
         self.train_set = self.val_set = self.test_set = None
         self.read = read_image  # a file -> uint8 (3, H, W), checked
@@ -116,7 +120,7 @@ class CatFaceDataModule(L.LightningDataModule):
     def use_tokenizer(self, vqgan: VQGAN) -> None:
         self.vqgan = vqgan
 
-    def check(self, splits: Collection[str] = ("train", "val")) -> CatFaceLayout:
+    def check(self, splits: Collection[str] = ("train", "val")) -> LabLayout:
         """Validate the splits the run uses before any work starts (one-line DataError otherwise)."""
         if self.synthetic is not None:
             make_synthetic_dataset(self.root, **self.synthetic)
@@ -124,14 +128,14 @@ class CatFaceDataModule(L.LightningDataModule):
         self._scanned = set(splits)
         return self._layout
 
-    def layout_with(self, *splits: str) -> CatFaceLayout:
+    def layout_with(self, *splits: str) -> LabLayout:
         """The layout with `splits` checked: the last check's, or a new one that adds them."""
         if self._layout is None or not set(splits) <= self._scanned:
             self.check(sorted(self._scanned | set(splits)))
         return self._layout
 
     @property
-    def layout(self) -> CatFaceLayout:
+    def layout(self) -> LabLayout:
         return self._layout if self._layout is not None else self.check()
 
     def _device(self) -> torch.device:
@@ -141,7 +145,7 @@ class CatFaceDataModule(L.LightningDataModule):
 
     def _tokenizer(self) -> VQGAN:
         if self.vqgan is None:
-            raise ConfigError("CatFaceDataModule needs a VQGAN: call use_tokenizer(vqgan) first")
+            raise ConfigError("ImageDataModule needs a VQGAN: call use_tokenizer(vqgan) first")
         return self.vqgan
 
     def _tokens(self, split: str, files, norm) -> Tensor:
@@ -186,7 +190,7 @@ class CatFaceDataModule(L.LightningDataModule):
         key = ("test", module_digest(self._tokenizer()), files_digest(files), masks)
         return _LOADED.get_or_make(key, lambda: self._build_inpainting_set(layout))
 
-    def _build_inpainting_set(self, layout: CatFaceLayout) -> InpaintingSet:
+    def _build_inpainting_set(self, layout: LabLayout) -> InpaintingSet:
         gt_tokens = gt_images = None
         if layout.gt_files is not None:
             gt_tokens = self._tokens("gt", layout.gt_files, LAB_TEST)

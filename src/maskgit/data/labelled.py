@@ -1,6 +1,6 @@
 """Labelled image folders (`data=image_folder`): ImageFolder or tiny-imagenet-200 layout, with labels.
 
-The same LightningDataModule family as the cat faces (`CatFaceDataModule`), so training, token
+The same LightningDataModule family as the cat faces (`ImageDataModule`), so training, token
 caching, eval tasks and sweeps work unchanged; what differs:
 - files come from `labelled_layout.scan_labelled` (class selection by id or name, the val split
   rule) and are resized to `image_size` when read;
@@ -21,26 +21,26 @@ import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-from maskgit.data.datamodule import _LOADED, CatFaceDataModule, ImageSet, InpaintingSet
+from maskgit.data.datamodule import _LOADED, ImageDataModule, ImageSet, InpaintingSet
 from maskgit.data.images import LAB_TRAIN, Normalization
 from maskgit.data.labelled_layout import LAYOUTS, LabelledLayout, read_resized, scan_labelled
 from maskgit.data.mask_sources import fill_holes
 from maskgit.data.masks import generate_masks
 from maskgit.data.token_cache import encode_tensors
 from maskgit.errors import ConfigError
-from maskgit.identity import files_digest, key, module_digest, tensor_digest
+from maskgit.utils.identity import files_digest, key, module_digest, tensor_digest
 
 _SPLIT_OF = {"train": "train", "val": "val", "test": "val"}  # the labelled test images are the val ones
 
 
-class LabelledDataModule(CatFaceDataModule):
+class LabelledDataModule(ImageDataModule):
     test_norm: Normalization = LAB_TRAIN
 
     def __init__(self, root: str, layout: str = "auto", classes: Sequence[str] | None = None,
                  val_fraction: float = 0.1, image_size: int = 64, **kwargs: Any):
         """`classes`: ids (folder names, wnids) or names, in label order (None: all); `val_fraction`:
         the share of each class held out as val when the folder has no val split of its own;
-        the other arguments are CatFaceDataModule's (`limit`: the first n files of each class)."""
+        the other arguments are ImageDataModule's (`limit`: the first n files of each class)."""
         if kwargs.get("synthetic"):
             raise ConfigError("data.synthetic makes cat-face data; it does not apply to data=image_folder")
         super().__init__(root, **kwargs)

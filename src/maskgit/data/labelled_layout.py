@@ -51,7 +51,7 @@ class LabelledLayout:
     def num_classes(self) -> int:
         return len(self.class_ids)
 
-    # What the inpainting task reads of a test split (the cat faces' `CatFaceLayout`): a labelled
+    # What the inpainting task reads of a test split (the cat faces' `LabLayout`): a labelled
     # folder's test images are its val images, masked by a generator, with no provenance file.
     @property
     def gt_files(self) -> list[Path]:

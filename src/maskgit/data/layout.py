@@ -25,8 +25,8 @@ _MASK_NAME = re.compile(r"^mask_(\d+)\.png$")
 
 
 @dataclass
-class CatFaceLayout:
-    """Sorted file lists of one data set; test lists are aligned index by index."""
+class LabLayout:
+    """Sorted file lists of one data set in the lab's layout; test lists are aligned index by index."""
 
     root: Path
     train_files: list[Path] = field(default_factory=list)  # empty unless "train" was scanned
@@ -151,7 +151,7 @@ def scan_layout(
     splits: Collection[str] = ("train", "val"),
     check_images: bool = True,
     limit: Mapping[str, int | None] | None = None,
-) -> CatFaceLayout:
+) -> LabLayout:
     """Check the `splits` a run uses under `root` and return their sorted file lists; raise
     DataError on a problem. Splits not asked for are neither read nor checked (their lists are empty).
 
@@ -170,7 +170,7 @@ def scan_layout(
         raise DataError(f"data root {root} is not a folder (set data.root or MASKGIT_DATA_ROOT)")
 
     images = "64x64 RGB images image_*.png"
-    layout = CatFaceLayout(root=root)
+    layout = LabLayout(root=root)
     for split in ("train", "val"):
         if split in splits:
             files = _list_folder(root / split, images)[: limits.get(split)]
@@ -188,7 +188,7 @@ def scan_layout(
     return layout
 
 
-def _scan_test(layout: CatFaceLayout, n_test: int | None) -> None:
+def _scan_test(layout: LabLayout, n_test: int | None) -> None:
     """The test lists of `layout` (aligned index by index), the first `n_test` of them."""
     root = layout.root
     test = _list_folder(root / "masked_image", "masked test images image_NNN.png")

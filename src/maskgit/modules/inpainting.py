@@ -22,13 +22,13 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from maskgit.data.images import LAB_TEST, Normalization, read_image, write_png
-from maskgit.decode_settings import ALL_STEPS, DecodeSettings
-from maskgit.decoding import decode
-from maskgit.identity import BoundedCache
+from maskgit.decoding.iterative import decode
+from maskgit.decoding.settings import ALL_STEPS, DecodeSettings
 from maskgit.metrics.fid import FeatureBank, FIDSettings, extractor, reference_features, score
 from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.pictures import progression_picture
+from maskgit.utils.identity import BoundedCache
+from maskgit.utils.pictures import progression_picture
 
 # Per-step tokens of the last finished decodings, keyed by everything but the sweet spot (see
 # `DecodeSettings.memo_key`): each entry holds all total_iter steps, whatever sweet spot asked for it

@@ -22,20 +22,21 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from maskgit.data.masks import check_mask_params, generate_masks
-from maskgit.decoding import get_schedule, pixel_to_token_mask
+from maskgit.decoding.iterative import get_schedule, pixel_to_token_mask
 from maskgit.errors import CheckpointError, ConfigError
-from maskgit.identity import module_digest
 from maskgit.models.checkpoint import build_vqgan, load_strict, read_weights_file
 from maskgit.models.lab_transformer import convert_lab_state_dict, lab_state_dict
 from maskgit.models.transformer import BidirectionalTransformer
-from maskgit.optim import Spec, as_partial, node_config, param_groups
+from maskgit.training.optim import Spec, as_partial, node_config, param_groups
+from maskgit.utils.identity import module_digest
 
 VQGAN_RECORD = "maskgit_vqgan"
 # How checkpoints written before the optimiser and the schedule were Hydra nodes are read: their
 # hyper-parameters hold {lr, weight_decay, betas} and {warmup_steps, min_lr_ratio} without `_target_`,
 # and those values, where a record lacks them, were the code's defaults then. Never used for a new model.
 LEGACY_OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 1e-4, "weight_decay": 0.01, "betas": (0.9, 0.96)}
-LEGACY_SCHEDULER = {"_target_": "maskgit.optim.warmup_cosine", "warmup_steps": 1000, "min_lr_ratio": 0.0}
+LEGACY_SCHEDULER = {"_target_": "maskgit.training.optim.warmup_cosine", "warmup_steps": 1000,
+                    "min_lr_ratio": 0.0}
 
 
 def mvtm_mask(batch: int, length: int, *, masking: str, mask_func: str, bernoulli_p: float,

@@ -29,8 +29,8 @@ from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.discriminator import NLayerDiscriminator
 from maskgit.models.perceptual import PerceptualLoss
 from maskgit.models.vqgan import VQGAN
-from maskgit.optim import Spec, as_partial, node_config
-from maskgit.pictures import save_picture
+from maskgit.training.optim import Spec, as_partial, node_config
+from maskgit.utils.pictures import save_picture
 
 DEFAULT_LOSS: dict[str, Any] = {
     "rec_loss": "l1", "codebook_weight": 1.0, "perceptual_weight": 0.0, "perceptual_weights": None,

@@ -28,10 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 from maskgit.data.layout import scan_layout
 from maskgit.data.mask_sources import mask_settings
 from maskgit.data.synthetic import make_synthetic_dataset
-from maskgit.decoding import DecodeSettings
+from maskgit.decoding.iterative import DecodeSettings
 from maskgit.errors import ConfigError, DataError
-from maskgit.identity import file_identity, files_digest, key
 from maskgit.utils.atomic import save_json
+from maskgit.utils.identity import file_identity, files_digest, key
 from maskgit.utils.integrity import json_payload, load_cached, save_json_sealed
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ STORE_VERSION = 4  # bump when a code change makes stored results stale (4: swee
 
 
 def path_identity(path: str | None) -> str | None:
-    """Content hash of a file (`maskgit.identity.file_identity`), or the path as given when it is missing."""
+    """Content hash of a file (`maskgit.utils.identity.file_identity`), or the path as given when it
+    is missing."""
     if path is None:
         return None
     if not Path(path).is_file():

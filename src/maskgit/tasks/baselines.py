@@ -26,11 +26,9 @@ from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchvision.utils import make_grid
 
-from maskgit import baselines
 from maskgit.data.images import read_image
 from maskgit.data.mask_sources import mask_settings, test_pixels
 from maskgit.errors import ConfigError, DataError
-from maskgit.identity import files_digest, module_digest, tensor_digest
 from maskgit.metrics.fid import (
     FIDSettings,
     extractor,
@@ -40,11 +38,13 @@ from maskgit.metrics.fid import (
     settings_record,
 )
 from maskgit.metrics.pixels import region_l1_psnr
+from maskgit.models import baseline_fills as baselines
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.vqgan import VQGAN
-from maskgit.pictures import save_picture
 from maskgit.tasks.runner import EvalTask, Run, model_for
 from maskgit.utils.atomic import atomic_path
+from maskgit.utils.identity import files_digest, module_digest, tensor_digest
+from maskgit.utils.pictures import save_picture
 
 log = logging.getLogger(__name__)
 

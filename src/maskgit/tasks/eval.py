@@ -8,8 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from maskgit.decode_settings import SweetSpotBeyondSteps
-from maskgit.settings import check_settings
+from maskgit.config.settings import check_settings
+from maskgit.decoding.settings import SweetSpotBeyondSteps
 from maskgit.sweeps.multirun import in_multirun
 from maskgit.tasks.baselines import Baselines
 from maskgit.tasks.generate import Generate

@@ -24,19 +24,19 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
-from maskgit.data.datamodule import CatFaceDataModule
+from maskgit.data.datamodule import ImageDataModule
 from maskgit.data.images import read_image
 from maskgit.data.labelled import LabelledDataModule
-from maskgit.decoding import DecodeSettings
+from maskgit.decoding.iterative import DecodeSettings
 from maskgit.errors import ConfigError
-from maskgit.identity import key
 from maskgit.metrics.class_probe import ClassifierSettings, classifier_path, predict, train_classifier
 from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.modules.generation import ClassSetting, SampleGenerator
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.pictures import save_picture
 from maskgit.tasks import runner
 from maskgit.utils.atomic import atomic_path
+from maskgit.utils.identity import key
+from maskgit.utils.pictures import save_picture
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Generate(runner.EvalTask):
     name = "generate"
 
     def settings(self, cfg: DictConfig) -> DecodeSettings:
-        """num_samples and fid_reference_limit are typed and ranged in maskgit.settings."""
+        """num_samples and fid_reference_limit are typed and ranged in maskgit.config.settings."""
         n = int(cfg.generate.num_samples)
         if cfg.metrics.fid.enabled and n < 2:
             raise ConfigError(f"FID needs at least 2 samples, got generate.num_samples={n} "
@@ -59,7 +59,7 @@ class Generate(runner.EvalTask):
     def load(self, cfg: DictConfig) -> SampleGenerator:
         model, ckpt_identity = runner.model_for(cfg)
         runner.check_guidance(model, self.decoding)
-        datamodule: CatFaceDataModule = instantiate(cfg.data)
+        datamodule: ImageDataModule = instantiate(cfg.data)
         runner.align_classes(model, datamodule)
         files, labels = datamodule.reference_files()
         self.chosen = chosen_classes(model, cfg.generate.get("classes"))

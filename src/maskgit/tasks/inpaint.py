@@ -20,16 +20,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from maskgit.data.datamodule import CatFaceDataModule
+from maskgit.data.datamodule import ImageDataModule
 from maskgit.data.images import read_image
-from maskgit.data.layout import CatFaceLayout
+from maskgit.data.layout import LabLayout
 from maskgit.data.mask_sources import mask_settings
-from maskgit.decoding import DecodeSettings
-from maskgit.identity import files_digest
+from maskgit.decoding.iterative import DecodeSettings
 from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.modules.inpainting import InpaintingEvaluator
-from maskgit.pictures import comparison_grid, save_picture
 from maskgit.tasks import runner
+from maskgit.utils.identity import files_digest
+from maskgit.utils.pictures import comparison_grid, save_picture
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Loaded:
     evaluator: InpaintingEvaluator
-    datamodule: CatFaceDataModule
-    layout: CatFaceLayout
+    datamodule: ImageDataModule
+    layout: LabLayout
 
 
 class Inpaint(runner.EvalTask):
@@ -51,7 +51,7 @@ class Inpaint(runner.EvalTask):
 
     def load(self, cfg: DictConfig) -> Loaded:
         model, ckpt_identity = runner.model_for(cfg)
-        datamodule: CatFaceDataModule = instantiate(cfg.data, masks=cfg.get("masks"))
+        datamodule: ImageDataModule = instantiate(cfg.data, masks=cfg.get("masks"))
         runner.check_guidance(model, self.decoding)
         runner.align_classes(model, datamodule)
         layout = datamodule.check(splits=("test",))

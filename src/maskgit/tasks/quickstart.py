@@ -16,8 +16,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from maskgit.config.settings import check_settings
 from maskgit.errors import ConfigError, MaskGITError
-from maskgit.settings import check_settings
 from maskgit.utils.atomic import save_json
 
 STAGES = ("vqgan", "transformer", "eval", "baselines")

@@ -28,15 +28,15 @@ from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from maskgit.decoding import DecodeSettings
+from maskgit.config.record import save_config_tree
+from maskgit.decoding.iterative import DecodeSettings
 from maskgit.errors import ConfigError
-from maskgit.identity import BoundedCache
 from maskgit.modules.maskgit import MaskGIT
 from maskgit.sweeps.multirun import prepare_multirun_job
 from maskgit.sweeps.placement import placement, wall_clock
 from maskgit.sweeps.points import PointStore
 from maskgit.utils.atomic import save_json
-from maskgit.utils.config import save_config_tree
+from maskgit.utils.identity import BoundedCache
 from maskgit.utils.locks import lock_path
 from maskgit.utils.loggers import build_loggers, finish_loggers
 from maskgit.utils.quiet import quiet_libraries
@@ -140,7 +140,7 @@ def not_applicable(cfg: DictConfig, reason: str) -> dict[str, Any]:
 # --- what the tasks share -------------------------------------------------------------------------
 
 def decode_settings(cfg: DictConfig) -> DecodeSettings:
-    """The decoding options (their fields, types and ranges: maskgit.decode_settings)."""
+    """The decoding options (their fields, types and ranges: maskgit.decoding.settings)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python eval.py ckpt_path=/path/to/last.ckpt")
     return DecodeSettings.from_config(cfg)

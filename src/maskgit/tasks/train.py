@@ -15,19 +15,19 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from maskgit.data.datamodule import CatFaceDataModule
+from maskgit.config.record import save_config_tree
+from maskgit.config.settings import check_settings
+from maskgit.data.datamodule import ImageDataModule
 from maskgit.errors import ConfigError
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.resume import check_resume_checkpoint
-from maskgit.settings import check_settings
 from maskgit.sweeps.multirun import device_count
+from maskgit.training.checkpoint_io import AtomicCheckpointIO
+from maskgit.training.progress_bar import RunProgressBar
+from maskgit.training.random_state import RandomStateCheckpoint
+from maskgit.training.resume import check_resume_checkpoint
 from maskgit.utils.atomic import remove_partial_checkpoints, save_json
-from maskgit.utils.checkpoint_io import AtomicCheckpointIO
-from maskgit.utils.config import save_config_tree
 from maskgit.utils.loggers import build_loggers, finish_loggers
-from maskgit.utils.progress_bar import RunProgressBar
 from maskgit.utils.quiet import quiet_libraries
-from maskgit.utils.random_state import RandomStateCheckpoint
 from maskgit.utils.versions import versions
 
 
@@ -42,7 +42,7 @@ def instantiate_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> 
     return callbacks
 
 
-def check_stage(model: L.LightningModule, datamodule: CatFaceDataModule, trainer_cfg: DictConfig) -> None:
+def check_stage(model: L.LightningModule, datamodule: ImageDataModule, trainer_cfg: DictConfig) -> None:
     """The data must be what the model reads; manual optimisation takes no trainer clipping."""
     kind = getattr(model, "input_kind", "tokens")
     if datamodule.serve != kind:
@@ -64,7 +64,7 @@ def processes(trainer_cfg: DictConfig) -> int:
     return device_count(trainer_cfg.get("devices", 1), trainer_cfg.get("accelerator")) * nodes
 
 
-def check_batch_fits(datamodule: CatFaceDataModule, trainer_cfg: DictConfig) -> None:
+def check_batch_fits(datamodule: ImageDataModule, trainer_cfg: DictConfig) -> None:
     """Full batches only are trained on: a train split smaller than one batch per process would
     end "successfully" without a single step or checkpoint."""
     n, world = len(datamodule.layout.train_files), processes(trainer_cfg)
@@ -89,7 +89,7 @@ def limit_to_fast_dev_run(cfg: DictConfig) -> None:
             limit[split] = needed if current is None else min(int(current), needed)
 
 
-def condition_on_classes(cfg: DictConfig, datamodule: CatFaceDataModule) -> None:
+def condition_on_classes(cfg: DictConfig, datamodule: ImageDataModule) -> None:
     """A transformer on labelled data gets one class token per class (`model.transformer.num_classes`
     null: the data's count; 0: unconditional) and the class names, recorded in its checkpoints."""
     transformer = cfg.model.get("transformer")
@@ -112,7 +112,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_settings(cfg)  # types and ranges, before anything is read
     limit_to_fast_dev_run(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    datamodule: CatFaceDataModule = instantiate(cfg.data)
+    datamodule: ImageDataModule = instantiate(cfg.data)
     datamodule.check(("train", "val"))  # a broken data set fails here, before any model is built
     condition_on_classes(cfg, datamodule)
     model: MaskGIT | L.LightningModule = instantiate(cfg.model)

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from maskgit.identity import file_sha256
 from maskgit.utils.atomic import atomic_path, json_text, save_json
+from maskgit.utils.identity import file_sha256
 
 log = logging.getLogger(__name__)
 SUFFIX = ".seal"

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from maskgit.counter_noise import hash32, stream_keys, uniform
+from maskgit.decoding.noise import hash32, stream_keys, uniform
 
 
 def lowbias32_reference(x: int) -> int:

@@ -14,8 +14,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from maskgit.counter_noise import counters, stream_keys, uniform_from_keys
-from maskgit.decode_settings import DecodeSettings
+from maskgit.decoding.noise import counters, stream_keys, uniform_from_keys
+from maskgit.decoding.settings import DecodeSettings
 from maskgit.errors import ConfigError
 
 __all__ = ["DecodeSettings", "DecodeResult", "decode", "get_schedule", "guided_logits", "halton_ranks",
@@ -171,7 +171,7 @@ def decode(
     `order="halton"` replaces the scores: the masked tokens are revealed in the fixed order of
     `halton_ranks` (the choice temperature and the confidence then play no part).
     Image i's randomness at step t is counter-based noise of (seeds[i], t, token) computed for the
-    whole batch in one op (`maskgit.counter_noise`), so results do not depend on the batch, its size
+    whole batch in one op (`maskgit.decoding.noise`), so results do not depend on the batch, its size
     or the device, and no Python loop runs over images.
 
     `labels` (B,): class ids for a class-conditional `logits_fn(tokens, labels)`; `null_label` is its

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maskgit.utils.conf_dir import CONF_DIR
+from maskgit.config import CONF_DIR
 
 
 def model_configs(vqgan: str, model: str) -> tuple[dict, dict]:

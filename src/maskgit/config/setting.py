@@ -1,6 +1,6 @@
 """What one setting takes (`Setting`: its type, range or choices) and the one-line error when a value
 does not fit. Plain Python (no Hydra), so the decoding settings can declare theirs beside their fields
-(`maskgit.decode_settings`); the table of every setting is `maskgit.settings`.
+(`maskgit.decoding.settings`); the table of every setting is `maskgit.config.settings`.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from maskgit import decode_settings
+from maskgit.config.setting import Setting, choice, flag, integer, names_in, number, path
+from maskgit.decoding import settings as decode_settings
 from maskgit.errors import ConfigError, exit_on_user_error
-from maskgit.setting import Setting, choice, flag, integer, names_in, number, path
 
 _ABSENT = object()
 
@@ -43,7 +43,7 @@ def _accelerators() -> tuple[str, ...]:
 POSITIVE = integer(1)
 COUNT = integer(0)
 BATCHES = "images per device and step"
-SCHEDULES = names_in("maskgit.decoding", "MASK_SCHEDULES", sort=True)
+SCHEDULES = names_in("maskgit.decoding.iterative", "MASK_SCHEDULES", sort=True)
 
 SETTINGS: dict[str, Setting] = {
     # --- train.py and eval.py

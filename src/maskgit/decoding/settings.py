@@ -2,10 +2,10 @@
 
 Each field is an eval.py setting at the top level of the config (`mask_func=cosine total_iter=8
 sweet_spot=-1 ...`, as the lab's scripts and the mission's sweep spell them) and carries, beside its
-default, what it takes (a `maskgit.setting.Setting`: checked here, in `check`, and by eval.py's settings
-table) and the line `python eval.py --help` shows. From the fields come the Hydra defaults (the base of
-the `decoding` presets, conf/decoding/), the settings table's entries, the sweep point's key
-(`canonical`) and the help text, so a new option is one field with its documentation.
+default, what it takes (a `maskgit.config.setting.Setting`: checked here, in `check`, and by
+eval.py's settings table) and the line `python eval.py --help` shows. From the fields come the Hydra
+defaults (the base of the `decoding` presets, conf/decoding/), the settings table's entries, the sweep
+point's key (`canonical`) and the help text, so a new option is one field with its documentation.
 
 The sweet spot counts steps as the lab's `inpainting.py` does (`if step == sweet_spot: break` before
 step `step` runs): `sweet_spot=s` runs s of the total_iter steps and keeps the s-th step's prediction
@@ -18,9 +18,10 @@ import textwrap
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from maskgit.config.setting import Setting, choice, integer, names_in, number
 from maskgit.errors import ConfigError
-from maskgit.setting import Setting, choice, integer, names_in, number
 
+DECODING = "maskgit.decoding.iterative"  # where the schedules and orders are (it imports this module)
 ALL_STEPS = -1  # sweet_spot: run every one of the total_iter steps
 
 
@@ -35,9 +36,10 @@ class SweetSpotBeyondSteps(ConfigError):
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """Everything `maskgit.decoding.decode` is asked to do. Invalid values raise ConfigError (one line)."""
+    """Everything `maskgit.decoding.iterative.decode` is asked to do. Invalid values raise ConfigError
+    (one line)."""
 
-    mask_func: str = option("cosine", choice(names_in("maskgit.decoding", "MASK_SCHEDULES", sort=True)),
+    mask_func: str = option("cosine", choice(names_in(DECODING, "MASK_SCHEDULES", sort=True)),
                             "mask schedule gamma(r): linear, cosine, square, cubic, sqrt, arccos")
     total_iter: int = option(8, integer(1, what="decoding steps T"), "T, the decoding steps")
     sweet_spot: int = option(ALL_STEPS, integer(1, what="steps run, 1..total_iter; -1: all",
@@ -47,7 +49,7 @@ class DecodeSettings:
     choice_temperature: float = option(4.5, number(0, what="0: no noise on the confidences"),
                                        "Gumbel noise x (1 - r) on the confidences that pick the tokens "
                                        "kept masked")
-    confidence: str = option("prob", choice(names_in("maskgit.decoding", "CONFIDENCES")),
+    confidence: str = option("prob", choice(names_in("maskgit.decoding.iterative", "CONFIDENCES")),
                              "prob (the lab's template) or logprob (google-research/maskgit)")
     temperature: float = option(1.0, number(0, what="0: the most likely code"),
                                 "sampling temperature of the codes; 0: the most likely code (argmax)")
@@ -55,9 +57,9 @@ class DecodeSettings:
                        "decoding noise: image i's comes from (seed, i); same seed, same result")
     guidance: float = option(0.0, number(0, what="classifier-free guidance scale w; 0: none"),
                              "classifier-free guidance w of a class-conditional model (0: none)")
-    guidance_schedule: str = option("constant", choice(names_in("maskgit.decoding", "GUIDANCE_SCHEDULES")),
+    guidance_schedule: str = option("constant", choice(names_in(DECODING, "GUIDANCE_SCHEDULES")),
                                     "w over the steps: constant, or linear (w * (t+1)/T)")
-    order: str = option("confidence", choice(names_in("maskgit.decoding", "ORDERS")),
+    order: str = option("confidence", choice(names_in(DECODING, "ORDERS")),
                         "which tokens each step reveals: confidence (MaskGIT) or halton (a fixed "
                         "low-discrepancy order)")
 
@@ -137,7 +139,7 @@ def defaults() -> dict[str, Any]:
 
 
 def setting_table() -> dict[str, Setting]:
-    """What each field takes, for eval.py's settings table (`maskgit.settings.SETTINGS`)."""
+    """What each field takes, for eval.py's settings table (`maskgit.config.settings.SETTINGS`)."""
     return {f.name: f.metadata["setting"] for f in fields(DecodeSettings)}
 
 

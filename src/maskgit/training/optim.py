@@ -80,6 +80,18 @@ def partial_config(factory: Callable[..., Any]) -> dict[str, Any] | None:
     return config
 
 
+# Modules that moved, as checkpoints written before the move name them in their hyper-parameters.
+MOVED_MODULES = {"maskgit.optim.": "maskgit.training.optim."}
+
+
+def moved_target(target: str) -> str:
+    """`target` under the module's current name (a checkpoint's record may use an older one)."""
+    for old, new in MOVED_MODULES.items():
+        if target.startswith(old):
+            return new + target[len(old):]
+    return target
+
+
 def node_config(spec: Spec | None, what: str,
                 legacy: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The config of a `_partial_` node given as a partial (Hydra's recursive instantiate) or as its
@@ -94,6 +106,8 @@ def node_config(spec: Spec | None, what: str,
         raise TypeError(f"{what} must be a partial or its config (a mapping with _target_), "
                         f"got {type(spec).__name__}")
     node = {k: _plain(v) for k, v in spec.items()}
+    if isinstance(node.get("_target_"), str):
+        node["_target_"] = moved_target(node["_target_"])
     if "_target_" not in node:
         if legacy is None:
             raise TypeError(f"{what} config has no _target_")
