@@ -244,6 +244,12 @@ def test_lightning_reads_a_slurm_jobs_variables(train_cfg, monkeypatch):
              "SLURM_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2"}
     for name, value in slurm.items():
         monkeypatch.setenv(name, value)
+    # The Trainer makes this process rank 3 for Lightning's rank-zero-only code (loggers, prints):
+    # that global goes back with the variables, or later trainers in this process log nothing.
+    from lightning.fabric.utilities.rank_zero import rank_zero_only as fabric_rank_zero_only
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+    for holder in (rank_zero_only, fabric_rank_zero_only):
+        monkeypatch.setattr(holder, "rank", getattr(holder, "rank", 0))
     cfg = train_cfg("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.num_nodes=2")
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     env = trainer.strategy.cluster_environment
