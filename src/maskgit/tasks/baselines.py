@@ -56,7 +56,8 @@ COLUMNS = ("fid", "fid_ci95_low", "fid_ci95_high", "fid_unseen", "fid_unseen_ci9
 
 class Baselines(EvalTask):
     """`picture_rows`: results to show above the baselines in the picture (e.g. a model's inpainting
-    of the first `baselines.picture_images` test images)."""
+    of the first `baselines.picture_images` test images). After a run, `shown_masked` and `shown`
+    ({row: images}, the ground truth last) hold what the picture shows."""
 
     name = "baselines"
     stores_points = False  # no decoding: nothing a sweep would repeat
@@ -118,11 +119,14 @@ class Baselines(EvalTask):
             log.info("baselines: %s %s", method, {k: round(v, 4) for k, v in rows[method].items()})
         write_table(rows, out / "baselines.md", out / "baselines.csv",
                     title=f"Baselines on {len(truth)} test images, masks {self.masks['source']}")
+        shown = int(cfg.baselines.picture_images)
+        self.shown_masked, self.shown = masked[:shown], {**pictures, "ground truth": truth[:shown]}
         if pictures:
-            picture = methods_picture(pictures, truth[: int(cfg.baselines.picture_images)])
+            picture = methods_picture(pictures, truth[:shown])
             save_picture(picture, out / "pictures" / "baselines.png")
         log.info("baselines: %s", out / "baselines.md")
         return {"methods": list(rows), "metrics": rows, "num_images": len(truth), "masks": self.masks,
+                "hole_fraction": round(float((~known).float().mean()), 5),
                 "timings_s": seconds, "vqgan": _vqgan_record(vqgan),
                 "fid": {**(settings_record(fid) if fid else {}),
                         "unseen_images": int(unseen.sum()) if unseen is not None else None}}

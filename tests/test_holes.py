@@ -1,0 +1,111 @@
+"""python holes.py: the hole-size study (models beside the baselines per hole setting), its outputs,
+its crossover rule and its one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from conftest import run_cli
+from PIL import Image
+
+from maskgit.data.images import read_mask
+from maskgit.data.layout import scan_layout
+from maskgit.sweeps.hole_curve import crossovers
+
+METHODS = ["mean_colour", "telea", "navier_stokes", "vqgan_ceiling_composite"]
+DROPPED = ["box_15", "box_25", "box_40", "strokes_w4", "strokes_w8", "strokes_w16"]
+
+
+@pytest.mark.slow
+def test_two_models_beside_the_baselines_at_every_hole(tmp_path, trained_ckpt, data_root, cache_dir,
+                                                       inception_weights):
+    """The same checkpoint under two names: identical rows (same images, masks and seeds), beside
+    every method at a small box, a large box and the data set's own masks; fractions measured."""
+    n = 16
+    result = run_cli(
+        "holes.py", f"+models.first={trained_ckpt}", f"+models.second={trained_ckpt}",
+        *[f"~holes.{h}" for h in DROPPED], "picture_holes=[box_05,box_60]", "picture_images=3",
+        "eval=['temperature=1.0']",
+        f"common=['data.root={data_root}','data.limit.test={n}','metrics.fid.weights_path={inception_weights}',"
+        "'metrics.fid.features=64','metrics.fid.bootstrap=20','trainer=cpu',"
+        "'trainer.enable_progress_bar=false','logger=csv']",
+        cwd=tmp_path, env={"MASKGIT_CACHE_DIR": str(cache_dir)}, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "holes" / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    rows = summary["rows"]
+    assert [(r["hole"], r["method"]) for r in rows] == [
+        (h, m) for h in ("box_05", "box_60", "lab") for m in ("first", "second", *METHODS)]
+    by = {(r["hole"], r["method"]): r for r in rows}
+    for hole in ("box_05", "box_60", "lab"):
+        first, second = by[hole, "first"], by[hole, "second"]
+        assert {k: v for k, v in first.items() if k != "method"} == {k: v for k, v in second.items()
+                                                                      if k != "method"}
+        assert all("fid_ci95_low" in by[hole, m] and "kid_mean" in by[hole, m] for m in METHODS)
+        assert first["kind"] == "maskgit" and by[hole, "telea"]["kind"] == "classical"
+
+    # the hole fraction is the masks' own: boxes in their area range, the data set's mask files
+    assert 0.04 <= by["box_05", "telea"]["fraction"] <= 0.06
+    assert 0.55 <= by["box_60", "telea"]["fraction"] <= 0.65
+    masks = scan_layout(data_root, splits=("test",), limit={"test": n}).mask_files
+    lab = float(torch.stack([~read_mask(f) for f in masks]).float().mean())
+    assert by["lab", "telea"]["fraction"] == pytest.approx(lab, abs=1e-4)
+    # the large holes are harder for every method
+    assert all(by["box_60", m]["hole_psnr"] < by["box_05", m]["hole_psnr"] for m in ("first", "telea"))
+
+    assert set(summary["crossovers"]) == {"first", "second"}
+    assert set(summary["crossovers"]["first"]) == {"box", "dataset"}
+    with open(run / "hole_size.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    table = (run / "hole_size.md").read_text()
+    assert "| telea |" in table and "Crossover" in table
+    with Image.open(run / "holes.png") as img:  # masked input, 2 models, 4 methods, ground truth
+        assert img.size[1] == 16 + 8 * 66 + 2
+    assert (run / "hole_size.png").stat().st_size > 10_000
+    # each run is eval.py's own, in the study's folder
+    assert json.loads((run / "box_60" / "baselines" / "metrics.json").read_text())["task"] == "baselines"
+    assert len(list((run / "box_60" / "first" / "test_results").glob("image_*.png"))) == n
+    assert "hole-size study:" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "needs at least one model"),
+    (["+models.x=/no/such.ckpt"], "model checkpoint not found: x=/no/such.ckpt"),
+    (["+models.telea=/no/such.ckpt"], "model checkpoint not found"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    result = run_cli("holes.py", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").rglob("summary.json"))
+
+
+def _row(hole: str, fraction: float, method: str, kind: str, low: float, high: float,
+         series: str = "box") -> dict:
+    return {"hole": hole, "series": series, "fraction": fraction, "method": method, "kind": kind,
+            "fid": (low + high) / 2, "fid_ci95_low": low, "fid_ci95_high": high}
+
+
+def test_the_crossover_is_where_the_model_stays_clear_of_every_classical_interval():
+    rows = []
+    for hole, f, ours, mean_colour, telea in [
+            ("a", 0.05, (30, 40), (50, 60), (10, 20)),      # Telea better: not clear
+            ("b", 0.15, (30, 40), (50, 60), (35, 45)),      # overlaps Telea: not clear
+            ("c", 0.25, (30, 40), (41, 50), (60, 70)),      # clear of both
+            ("d", 0.40, (30, 40), (39, 50), (60, 70)),      # overlaps mean colour: not clear
+            ("e", 0.60, (30, 40), (45, 55), (60, 70))]:     # clear
+        rows += [_row(hole, f, "ours", "maskgit", *ours),
+                 _row(hole, f, "mean_colour", "classical", *mean_colour),
+                 _row(hole, f, "telea", "classical", *telea),
+                 _row(hole, f, "masked_input", "classical", 0, 1),  # never a method to beat
+                 _row(hole, f, "vqgan_ceiling_composite", "ceiling", 0, 1)]  # nor the ceiling
+    got = crossovers(rows, ["ours"])["ours"]["box"]
+    assert got == {"from_fraction": 0.60, "from_hole": "e", "clear_at": ["c", "e"]}
+
+    rows = [r for r in rows if r["hole"] != "e"]  # clear at c, not at the largest: nowhere from
+    assert crossovers(rows, ["ours"])["ours"]["box"]["from_hole"] is None
+    no_fid = [{k: v for k, v in r.items() if not k.startswith("fid")} for r in rows]
+    assert crossovers(no_fid, ["ours"]) == {"ours": {}}
