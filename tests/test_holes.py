@@ -109,3 +109,17 @@ def test_the_crossover_is_where_the_model_stays_clear_of_every_classical_interva
     assert crossovers(rows, ["ours"])["ours"]["box"]["from_hole"] is None
     no_fid = [{k: v for k, v in r.items() if not k.startswith("fid")} for r in rows]
     assert crossovers(no_fid, ["ours"]) == {"ours": {}}
+
+
+def test_the_verdict_line_says_whether_the_run_beats_every_classical_method():
+    from maskgit.sweeps.hole_curve import verdict
+
+    def m(low, high):
+        return {"fid": (low + high) / 2, "fid_ci95_low": low, "fid_ci95_high": high}
+
+    rows = {"ours": m(30, 40), "mean_colour": m(45, 55), "telea": m(60, 70), "vqgan_ceiling": m(1, 2)}
+    assert verdict(rows, "ours", "On box holes").startswith("On box holes: this run beats every classical")
+    rows["navier_stokes"] = m(10, 20)
+    line = verdict(rows, "ours", "On the lab's masks")
+    assert "does not beat" in line and "navier_stokes 15.0" in line and "holes.py" in line
+    assert verdict({"ours": {"hole_psnr": 14.0}}, "ours", "Here") == "Here: no FID intervals to compare"

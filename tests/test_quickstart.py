@@ -57,6 +57,8 @@ def test_reduced_quickstart_runs_every_stage_on_the_previous_ones_output(tmp_pat
     assert methods[0] == "maskgit (this run)" and "telea" in methods and "vqgan_ceiling" in methods
     assert all("fid_ci95_low" in m and "ssim" in m for m in comparison)
     assert "inpainting beside the baselines" in result.stdout
+    assert summary["verdict"].startswith("On the lab's masks: this run ")  # beats them, or not, said
+    assert summary["verdict"] in " ".join(result.stdout.split())
     assert (run / "comparison.md").read_text().count("\n| ") == 1 + len(comparison)
     for stage in ("vqgan", "transformer", "eval"):
         assert len(list((run / stage / "wandb").glob("offline-run-*"))) == 1, stage

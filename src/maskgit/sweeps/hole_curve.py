@@ -70,6 +70,22 @@ def _clear_of_classical(rows: list[dict[str, Any]], hole: str, model: str) -> bo
     return ours["fid_ci95_high"] < min(r["fid_ci95_low"] for r in classical)
 
 
+def verdict(rows: dict[str, dict[str, Any]], model: str, where: str) -> str:
+    """One line: whether `model`'s FID interval is clear of every classical method's in `rows`
+    ({method: metrics}, one hole setting), and by how much the best classical method leads if not."""
+    classical = {m: r for m, r in rows.items() if m in CLASSICAL and m != "masked_input" and "fid" in r}
+    ours = rows.get(model, {})
+    if not classical or "fid_ci95_high" not in ours:
+        return f"{where}: no FID intervals to compare"
+    best = min(classical, key=lambda m: classical[m]["fid"])
+    if ours["fid_ci95_high"] < min(r["fid_ci95_low"] for r in classical.values()):
+        return (f"{where}: this run beats every classical method, intervals apart (FID {ours['fid']:.1f} "
+                f"vs {best} {classical[best]['fid']:.1f})")
+    return (f"{where}: this run does not beat the classical methods (FID {ours['fid']:.1f} vs {best} "
+            f"{classical[best]['fid']:.1f}); by hole size: python holes.py +models.this=<its checkpoint> "
+            "(docs/hole_size.md)")
+
+
 def write_study(rows: list[dict[str, Any]], pictures: dict[str, HolePicture], out: Path,
                 models: list[str]) -> dict[str, Any]:
     """hole_size.csv / .md / .png and holes.png in `out`; returns the summary (rows, crossovers)."""

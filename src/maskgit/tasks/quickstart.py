@@ -63,6 +63,7 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
     from lightning.pytorch.utilities import rank_zero_info
 
     from maskgit.data.images import read_image
+    from maskgit.sweeps.hole_curve import verdict
     from maskgit.tasks.baselines import Baselines, write_table
     from maskgit.tasks.eval import evaluate
     from maskgit.tasks.train import train
@@ -127,6 +128,8 @@ def run_quickstart(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
                 title=f"This run's inpainting beside the baselines, {report['num_images']} test images")
     summary["stages"]["baselines"] = {"metrics": {}, "table": str(out / "comparison.md")}
     summary["comparison"] = [{"method": name, **m} for name, m in comparison.items()]  # in table order
+    masks = "the lab's masks" if baselines_cfg.masks.source == "dataset" else "these masks"
+    summary["verdict"] = verdict(comparison, "maskgit (this run)", f"On {masks}")
     summary["seconds"]["total"] = round(time.perf_counter() - start, 1)
     summary["config"] = OmegaConf.to_container(cfg, resolve=True)
     save_json(summary, out / "summary.json")
@@ -172,3 +175,4 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         unseen = f"{m['fid_unseen']:.2f}" if "fid_unseen" in m else ""
         comparison.add_row(m["method"], fid, unseen, kid, f"{m['hole_psnr']:.2f}", f"{m['ssim']:.3f}")
     console.print(comparison)
+    console.print(summary["verdict"])
