@@ -86,7 +86,7 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 def _row(hole: str, fraction: float, method: str, kind: str, low: float, high: float,
          series: str = "box") -> dict:
     return {"hole": hole, "series": series, "fraction": fraction, "method": method, "kind": kind,
-            "fid": (low + high) / 2, "fid_ci95_low": low, "fid_ci95_high": high}
+            "fid": (low + high) / 2, "fid_ci95_low": low, "fid_ci95_high": high, "hole_psnr": 14.0}
 
 
 def test_the_crossover_is_where_the_model_stays_clear_of_every_classical_interval():
@@ -123,3 +123,29 @@ def test_the_verdict_line_says_whether_the_run_beats_every_classical_method():
     line = verdict(rows, "ours", "On the lab's masks")
     assert "does not beat" in line and "navier_stokes 15.0" in line and "holes.py" in line
     assert verdict({"ours": {"hole_psnr": 14.0}}, "ours", "Here") == "Here: no FID intervals to compare"
+
+
+def test_runs_merge_into_one_study_with_a_ceiling_per_vqgan(tmp_path):
+    from maskgit.sweeps.hole_curve import main
+
+    def study(folder, model, ceiling_fid):
+        rows = [_row("a", 0.05, model, "maskgit", 30, 40), _row("a", 0.05, "telea", "classical", 10, 20),
+                _row("a", 0.05, "vqgan_ceiling_composite", "ceiling", ceiling_fid, ceiling_fid + 1),
+                _row("b", 0.6, model, "maskgit", 30, 40), _row("b", 0.6, "telea", "classical", 50, 60),
+                _row("b", 0.6, "vqgan_ceiling_composite", "ceiling", ceiling_fid, ceiling_fid + 1)]
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps(
+            {"rows": rows, "config": {"models": {model: "x.ckpt"}, "ceiling_model": None}}))
+        return folder
+
+    main([str(study(tmp_path / "one", "quick", 5)), str(study(tmp_path / "two", "long", 3)),
+          "--out", str(tmp_path / "both")])
+    merged = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert [(r["hole"], r["method"]) for r in merged["rows"]] == [
+        (h, m) for h in "ab" for m in ("quick", "long", "telea", "vqgan_ceiling_composite (quick)",
+                                       "vqgan_ceiling_composite (long)")]
+    assert merged["crossovers"]["long"]["box"]["from_hole"] == "b"
+    assert (tmp_path / "both" / "hole_size.png").is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2

@@ -9,6 +9,7 @@ every classical method (mean colour included): `hi(model) < min(lo(classical))`.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from maskgit.utils.atomic import atomic_path
+from maskgit.utils.atomic import atomic_path, save_json
 
 CLASSICAL = ("masked_input", "mean_colour", "telea", "navier_stokes")
 COLUMNS = ("hole", "series", "fraction", "method", "kind", "fid", "fid_ci95_low", "fid_ci95_high",
@@ -222,3 +223,50 @@ def print_study(summary: dict[str, Any], out: Path) -> None:
     console = Console()
     console.print(Markdown(Path(summary["table"]).read_text()))
     console.print(f"hole-size study: {out} (hole_size.md, hole_size.csv, hole_size.png, holes.png)")
+
+
+def merge_studies(folders: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of several holes.py runs over the same hole settings, as one study: the classical rows
+    once (the same images and masks give the same numbers), the ceiling rows of each run's VQGAN named
+    after the model whose VQGAN it is."""
+    rows: list[dict[str, Any]] = []
+    models: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for folder in folders:
+        summary = json.loads((folder / "summary.json").read_text())
+        config = summary["config"]
+        run_models = list(config["models"])
+        ceiling_of = config.get("ceiling_model") or run_models[0]
+        models += [m for m in run_models if m not in models]
+        for r in summary["rows"]:
+            name = f"{r['method']} ({ceiling_of})" if r["kind"] == "ceiling" else r["method"]
+            if (r["hole"], name) not in seen:
+                seen.add((r["hole"], name))
+                rows.append({**r, "method": name})
+    holes = list(dict.fromkeys(r["hole"] for r in rows))
+    rank = {m: i for i, m in enumerate(models)}
+    rows.sort(key=lambda r: (holes.index(r["hole"]), rank.get(r["method"], len(rank)),
+                             r["kind"] == "ceiling"))
+    return rows, models
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m maskgit.sweeps.hole_curve <holes run> <holes run> ... --out DIR"""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="one table and plot from several holes.py runs")
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    missing = [r for r in args.runs if not (r / "summary.json").is_file()]
+    if missing:
+        parser.exit(2, f"error: {missing[0]} has no summary.json (not a finished holes.py run)\n")
+    rows, models = merge_studies(args.runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = write_study(rows, {}, args.out, models)
+    save_json({**summary, "runs": [str(r) for r in args.runs]}, args.out / "summary.json")
+    print_study(summary, args.out)
+
+
+if __name__ == "__main__":
+    main()
