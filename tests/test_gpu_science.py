@@ -24,7 +24,7 @@ def test_tiny_run_goes_through_every_stage_and_reports_each(tmp_path, cache_dir)
     proc = run_script("--tiny", "--out", str(tmp_path), cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
-    assert list(report["seconds"]) == ["vqgan", "transformer", "holes"]
+    assert set(report["seconds"]) == {"vqgan", "transformer", "holes"}
     for stage in ("vqgan", "transformer"):  # trained to the steps asked, validated
         assert report["stages"][stage]["steps"] == report["stages"][stage]["max_steps"] == 4
         assert "val/loss" in report["stages"][stage]["val"]
