@@ -103,7 +103,13 @@ def test_the_crossover_is_where_the_model_stays_clear_of_every_classical_interva
                  _row(hole, f, "masked_input", "classical", 0, 1),  # never a method to beat
                  _row(hole, f, "vqgan_ceiling_composite", "ceiling", 0, 1)]  # nor the ceiling
     got = crossovers(rows, ["ours"])["ours"]["box"]
-    assert got == {"from_fraction": 0.60, "from_hole": "e", "clear_at": ["c", "e"]}
+    assert got == {"from_fraction": 0.60, "from_hole": "e", "clear_at": ["c", "e"],
+                   "measured_at": ["a", "b", "c", "d", "e"]}
+
+    # a study merged from runs over different holes: each model is read on the holes it was measured on
+    partial = [r for r in rows if not (r["method"] == "ours" and r["hole"] in "de")]
+    got = crossovers(partial, ["ours"])["ours"]["box"]
+    assert got == {"from_fraction": 0.25, "from_hole": "c", "clear_at": ["c"], "measured_at": ["a", "b", "c"]}
 
     rows = [r for r in rows if r["hole"] != "e"]  # clear at c, not at the largest: nowhere from
     assert crossovers(rows, ["ours"])["ours"]["box"]["from_hole"] is None

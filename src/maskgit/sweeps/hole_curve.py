@@ -44,21 +44,25 @@ def kind_of(method: str) -> str:
 
 
 def crossovers(rows: list[dict[str, Any]], models: list[str]) -> dict[str, dict[str, Any]]:
-    """{model: {series: {"from_fraction", "from_hole", "clear_at"}}} (from_*: None when it never
-    stays clear); needs FID intervals."""
+    """{model: {series: {"from_fraction", "from_hole", "clear_at", "measured_at"}}} (from_*: None when
+    it never stays clear), over the holes of the series where the model and a classical method have FID
+    intervals: a study merged from runs over different holes reads each model on its own holes."""
     result: dict[str, dict[str, Any]] = {}
     for model in models:
         result[model] = {}
         for series in dict.fromkeys(r["series"] for r in rows):
-            holes = sorted({(r["fraction"], r["hole"]) for r in rows if r["series"] == series})
-            clear = [_clear_of_classical(rows, hole, model) for _, hole in holes]
-            if any(c is None for c in clear):
+            every = sorted({(r["fraction"], r["hole"]) for r in rows if r["series"] == series})
+            judged = [(h, _clear_of_classical(rows, h[1], model)) for h in every]
+            holes = [h for h, c in judged if c is not None]
+            clear = [c for _, c in judged if c is not None]
+            if not holes:
                 continue
             first = next((i for i in range(len(holes)) if all(clear[i:])), None)
             result[model][series] = {
                 "from_fraction": holes[first][0] if first is not None else None,
                 "from_hole": holes[first][1] if first is not None else None,
-                "clear_at": [hole for (_, hole), c in zip(holes, clear, strict=True) if c]}
+                "clear_at": [hole for (_, hole), c in zip(holes, clear, strict=True) if c],
+                "measured_at": [hole for _, hole in holes]}
     return result
 
 
@@ -137,7 +141,8 @@ def markdown(rows: list[dict[str, Any]], cross: dict[str, dict[str, Any]]) -> st
         for name, c in series.items():
             where = (f"from {c['from_hole']} ({c['from_fraction']:.0%} of the image) on"
                      if c["from_hole"] else "nowhere")
-            lines.append(f"- {model}, {name}: {where}; clear at: {', '.join(c['clear_at']) or 'none'}")
+            lines.append(f"- {model}, {name}: {where}; clear at: {', '.join(c['clear_at']) or 'none'} "
+                         f"(measured at: {', '.join(c.get('measured_at', []))})")
     return "\n".join(lines) + "\n"
 
 
