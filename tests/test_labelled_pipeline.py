@@ -241,10 +241,21 @@ def test_inpainting_without_labels_gives_the_model_the_null_class(tmp_path, cach
 
 def test_baselines_read_the_class_on_a_labelled_folder(tmp_path, cache_dir, tiny_imagenet, conditional_ckpt,
                                                        inception_weights):
+    from maskgit.data.images import write_png
+    from maskgit.data.labelled_layout import read_resized, scan_labelled
+
+    classes = ["n04398044", "n02124075"]
+    val = scan_labelled(tiny_imagenet, classes=classes, splits=("val",)).val_files
+    perfect = tmp_path / "perfect" / "test_results"  # inpainting as eval.py names it: image_NNN.png
+    perfect.mkdir(parents=True)
+    for i, f in enumerate(val):
+        write_png(read_resized(f), perfect / f"image_{i:03d}.png")
     report, _ = _inpaint(tmp_path, cache_dir, (tiny_imagenet, conditional_ckpt, inception_weights),
                          "task=baselines", "baselines.methods=[masked_input,telea,navier_stokes]",
-                         "masks.hidden_ink=[0,1]", "data.classes=[teapot,n02124075]")
+                         "masks.hidden_ink=[0,1]", "data.classes=[teapot,n02124075]",
+                         f"baselines.results={{perfect:{perfect.parent}}}")
     rows, reading = report["metrics"], report["class_reading"]
+    assert rows.pop("perfect")["class_accuracy"] == reading["class_accuracy_original"]
     assert set(rows) == {"masked_input", "telea", "navier_stokes"}
     assert all(0 <= m["class_accuracy"] <= 1 for m in rows.values())
     assert rows["masked_input"]["class_accuracy"] == reading["class_accuracy_masked_input"]

@@ -109,7 +109,7 @@ class Baselines(EvalTask):
         for method in [*self.results, *self.methods]:
             start = time.perf_counter()
             if method in self.results:
-                images = read_results(self.results[method], [Path(f).name for f in layout.gt_files])
+                images = read_results(self.results[method], result_names(len(layout.gt_files)))
             elif method in CEILING:
                 ceiling = baselines.vqgan_ceiling(vqgan, truth) if ceiling is None else ceiling
                 images = (ceiling if method == "vqgan_ceiling"
@@ -153,9 +153,15 @@ class Baselines(EvalTask):
                 logger.log_image("baselines/pictures", [str(picture)], caption=[" / ".join(rows)])
 
 
+def result_names(n: int) -> list[str]:
+    """The files eval.py's inpainting writes for test images 0..n-1 (the lab's names; a labelled
+    folder's own file names differ)."""
+    return [f"image_{i:03d}.png" for i in range(n)]
+
+
 def read_results(folder: Path, names: list[str]) -> Tensor:
     """The inpainted images of the test split in `folder` (an eval.py run or its test_results/), in
-    the order of the ground truth's file names."""
+    the order of `names` (`result_names`)."""
     folder = folder / "test_results" if (folder / "test_results").is_dir() else folder
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:  # also when the folder does not exist
