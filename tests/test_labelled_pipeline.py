@@ -151,6 +151,9 @@ def test_generate_chosen_classes_per_class_metrics_and_labels(tmp_path, cache_di
 @pytest.mark.parametrize("args, message", [
     (["task=generate", "generate.classes=[zebra]"], "'zebra' is not a class of this checkpoint"),
     (["task=generate", "guidance=-1"], "guidance must be a number >= 0"),
+    (["masks.source=box", "inpaint.use_labels=false", "guidance=2"], "guidance=2.0 needs the labels"),
+    (["masks.source=box", "inpaint.use_labels=perhaps"], "inpaint.use_labels"),
+    (["masks.source=box", "masks.hidden_ink=[0.6,0.2]"], "masks.hidden_ink must satisfy"),
 ])
 def test_bad_class_settings_are_one_line(tmp_path, tiny_imagenet, conditional_ckpt, inception_weights, args,
                                          message):
@@ -168,3 +171,94 @@ def test_guidance_on_an_unconditional_checkpoint_is_refused(tmp_path, cache_dir,
                          tmp_path, cache_dir)
     with pytest.raises(ConfigError, match="needs a class-conditional checkpoint"):
         evaluate(cfg)
+
+
+def _inpaint(out: Path, cache_dir: Path, models: tuple[Path, Path, Path], *extra: str) -> tuple[dict, object]:
+    """(report, config) of eval.py on the labelled folder under box masks; `models`: (folder, ckpt,
+    Inception weights)."""
+    root, ckpt, inception = models
+    cfg = compose_config("eval", eval_args(ckpt, root, inception, "masks.source=box", *extra), out, cache_dir)
+    return evaluate(cfg), cfg
+
+
+def test_inpainting_reads_the_class_of_inpainted_masked_and_original_images(tmp_path, cache_dir,
+                                                                           tiny_imagenet, conditional_ckpt,
+                                                                           inception_weights):
+    from hydra.utils import instantiate
+
+    from maskgit.data.mask_sources import draw_masks, fill_holes
+    from maskgit.tasks.class_reading import fit_reader
+
+    report, cfg = _inpaint(tmp_path, cache_dir, (tiny_imagenet, conditional_ckpt, inception_weights))
+    metrics = report["metrics"]
+    # the same classifier (from its cache) reads the files the run wrote, its masked inputs and originals
+    datamodule = instantiate(cfg.data)
+    datamodule.use_classes(["n04398044", "n02124075"])  # the checkpoint's classes, in its order
+    reader = fit_reader(cfg, datamodule)
+    layout = datamodule.layout_with("val")
+    labels = torch.tensor(layout.val_labels)
+    original = datamodule.read_images(layout.val_files)
+    results = torch.stack([read_image(tmp_path / "test_results" / f"image_{i:03d}.png")
+                           for i in range(len(labels))])
+    masked = fill_holes(original, draw_masks(report["masks"], original))
+    assert metrics["class_accuracy"] == reader.accuracy(results, labels)
+    assert metrics["class_accuracy_masked_input"] == reader.accuracy(masked, labels)
+    assert metrics["class_accuracy_original"] == reader.accuracy(original, labels) == 1.0
+    assert metrics["classifier_val_accuracy"] == 1.0
+    # an untrained model's inpainting does not read better than the originals
+    assert metrics["class_accuracy"] <= metrics["class_accuracy_original"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["inpaint"] == {"use_labels": True}
+
+
+def test_inpainting_without_labels_gives_the_model_the_null_class(tmp_path, cache_dir, tiny_imagenet,
+                                                                  conditional_ckpt, inception_weights,
+                                                                  monkeypatch):
+    import maskgit.modules.inpainting as inpainting
+    from maskgit.sweeps.points import key_parts
+    from maskgit.tasks.runner import decode_settings
+
+    given: list[torch.Tensor] = []
+    real_decode = inpainting.decode
+
+    def spy(*args, labels=None, **kwargs):
+        given.append(labels.clone())
+        return real_decode(*args, labels=labels, **kwargs)
+
+    monkeypatch.setattr(inpainting, "decode", spy)
+    models = (tiny_imagenet, conditional_ckpt, inception_weights)
+    _, cfg_on = _inpaint(tmp_path / "on", cache_dir, models, "seed=7")
+    on = torch.cat(given)
+    given.clear()
+    without, cfg_off = _inpaint(tmp_path / "off", cache_dir, models, "seed=7", "inpaint.use_labels=false")
+    off = torch.cat(given)
+    null = MaskGIT.from_checkpoint(str(conditional_ckpt)).transformer.null_class
+    assert sorted(set(on.tolist())) == [0, 1]  # each image's own label
+    assert off.tolist() == [null] * len(off)  # every image: the null class
+    assert without["decoded_now"] == 2 * VAL_PER_CLASS  # decoded again, not served from the step memory
+    assert without["inpaint"] == {"use_labels": False} and "class_accuracy" in without["metrics"]
+    assert key_parts(cfg_on, decode_settings(cfg_on)) != key_parts(cfg_off, decode_settings(cfg_off))
+
+
+def test_baselines_read_the_class_on_a_labelled_folder(tmp_path, cache_dir, tiny_imagenet, conditional_ckpt,
+                                                       inception_weights):
+    from maskgit.data.images import write_png
+    from maskgit.data.labelled_layout import read_resized, scan_labelled
+
+    classes = ["n04398044", "n02124075"]
+    val = scan_labelled(tiny_imagenet, classes=classes, splits=("val",)).val_files
+    perfect = tmp_path / "perfect" / "test_results"  # inpainting as eval.py names it: image_NNN.png
+    perfect.mkdir(parents=True)
+    for i, f in enumerate(val):
+        write_png(read_resized(f), perfect / f"image_{i:03d}.png")
+    report, _ = _inpaint(tmp_path, cache_dir, (tiny_imagenet, conditional_ckpt, inception_weights),
+                         "task=baselines", "baselines.methods=[masked_input,telea,navier_stokes]",
+                         "masks.hidden_ink=[0,1]", "data.classes=[teapot,n02124075]",
+                         f"baselines.results={{perfect:{perfect.parent}}}")
+    rows, reading = report["metrics"], report["class_reading"]
+    assert rows.pop("perfect")["class_accuracy"] == reading["class_accuracy_original"]
+    assert set(rows) == {"masked_input", "telea", "navier_stokes"}
+    assert all(0 <= m["class_accuracy"] <= 1 for m in rows.values())
+    assert rows["masked_input"]["class_accuracy"] == reading["class_accuracy_masked_input"]
+    assert reading["class_accuracy_original"] == 1.0
+    assert set(report["hidden_ink_share"]) == {"mean", "min", "max"}
+    assert "class accuracy" in (tmp_path / "baselines.md").read_text()

@@ -140,3 +140,24 @@ def test_unknown_mask_source_on_eval_is_one_line(tmp_path, cache_dir, data_root,
         evaluate(compose_config("eval", args, tmp_path, cache_dir))
     assert str(err.value) == ("unknown masks.source 'stars'; valid: dataset, box, border, freeform")
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_hidden_ink_masks_hide_that_share_of_each_images_ink():
+    from maskgit.data.masks import hidden_share, ink_masks
+
+    images = torch.full((6, 3, 64, 64), 255, dtype=torch.uint8)
+    for i, image in enumerate(images):  # a dark stroke on white paper, a different place in each
+        image[:, 8 + 4 * i:40 + 4 * i, 20:30] = 0
+    first = generate_masks("box", 6, seed=1, area=[0.1, 0.3])
+    masks = ink_masks("box", images, (0.3, 0.6), seed=1, area=[0.1, 0.3])
+    share = hidden_share(images, masks)
+    assert ((share >= 0.3) & (share <= 0.6)).all(), share
+    for i in range(6):  # mask i is the first fitting draw of its own generator: the plain mask when it fits
+        if 0.3 <= float(hidden_share(images[i:i + 1], first[i:i + 1])) <= 0.6:
+            assert torch.equal(masks[i], first[i])
+    assert mask_settings({"source": "box", "hidden_ink": [0.25, 0.5]})["hidden_ink"] == [0.25, 0.5]
+    assert "hidden_ink" not in mask_settings({"source": "box"})  # other runs' settings (and keys) unchanged
+    with pytest.raises(MaskGITError, match="none of 1000"):
+        ink_masks("box", images, (0.99, 1.0), seed=1, area=[0.01, 0.02])
+    with pytest.raises(ConfigError, match="masks.hidden_ink must satisfy"):
+        mask_settings({"source": "box", "hidden_ink": [0.6, 0.2]})

@@ -141,6 +141,7 @@ SETTINGS: dict[str, Setting] = {
     "composite": flag(),
     "pictures.num_images": COUNT,
     "pictures.grid_images": integer(0, what="0: no grid"),
+    "inpaint.use_labels": flag(),
     "masks.source": choice(names_in("maskgit.data.mask_sources", "MASK_SOURCES")),
     "masks.seed": COUNT,
     "generate.num_samples": POSITIVE,

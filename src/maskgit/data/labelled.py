@@ -24,8 +24,7 @@ from torch.utils.data import TensorDataset
 from maskgit.data.datamodule import _LOADED, ImageDataModule, ImageSet, InpaintingSet
 from maskgit.data.images import LAB_TRAIN, Normalization
 from maskgit.data.labelled_layout import LAYOUTS, LabelledLayout, read_resized, scan_labelled
-from maskgit.data.mask_sources import fill_holes
-from maskgit.data.masks import generate_masks
+from maskgit.data.mask_sources import draw_masks, fill_holes
 from maskgit.data.token_cache import encode_tensors
 from maskgit.errors import ConfigError
 from maskgit.utils.identity import files_digest, key, module_digest, tensor_digest
@@ -134,8 +133,7 @@ class LabelledDataModule(ImageDataModule):
     def _build_labelled_set(self, layout: LabelledLayout) -> InpaintingSet:
         gt_tokens, labels = self.labelled_tokens("val", layout.val_files, layout.val_labels)
         gt_images = self.read_images(layout.val_files)
-        known = generate_masks(self.masks["source"], len(gt_images), seed=self.masks["seed"],
-                               size=self.image_size, **self.masks["params"])
+        known = draw_masks(self.masks, gt_images)
         masked_images = fill_holes(gt_images, known)
         tokens = self._pixel_tokens(f"labelled-masked-{self.masks['source']}", masked_images)
         return InpaintingSet(tokens, known, masked_images, gt_tokens, gt_images, labels=labels)

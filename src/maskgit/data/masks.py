@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from maskgit.errors import ConfigError
+from maskgit.errors import ConfigError, DataError
 
 SIDES = ("top", "bottom", "left", "right")
 
@@ -149,3 +149,48 @@ def generate_masks(shape: str, indices: int | Sequence[int], *, seed: int = 0, s
     indices = range(indices) if isinstance(indices, int) else indices
     masks = [fn(mask_rng(seed, i), size, **params) for i in indices]
     return torch.stack(masks) if masks else torch.ones(0, size, size, dtype=torch.bool)
+
+
+def ink(images: Tensor) -> Tensor:
+    """Ink (N, H, W) of uint8 images of dark strokes on light paper: 255 - the mean of the channels."""
+    return 255.0 - images.float().mean(1)
+
+
+def hidden_share(images: Tensor, known: Tensor) -> Tensor:
+    """Share (N,) of each image's ink under its hole (`known` False)."""
+    amount = ink(images)
+    return (amount * ~known).sum((1, 2)) / amount.sum((1, 2)).clamp_min(1e-9)
+
+
+def share_summary(share: Tensor) -> dict[str, float]:
+    """What a report says of the hidden ink shares: mean, min, max."""
+    return {k: round(float(f(share)), 4) for k, f in (("mean", torch.mean), ("min", torch.min),
+                                                      ("max", torch.max))} if len(share) else {}
+
+
+def check_hidden_ink(value: Any) -> list[float]:
+    """`masks.hidden_ink` as [min, max] shares of the ink, 0 <= min <= max <= 1."""
+    return list(_range("masks.hidden_ink", value, float, 0.0, 1.0))
+
+
+def ink_masks(shape: str, images: Tensor, hidden: tuple[float, float], *, seed: int = 0, size: int = 64,
+              tries: int = 1000, **params: Any) -> Tensor:
+    """Masks (N, size, size) of `shape` such that each hides a share of its image's ink (`ink`) in
+    `hidden` [min, max]: mask i is the first of (seed, i)'s generator's draws that does (the first draw
+    is `generate_masks`'s mask). A fixed box size hides 2% to 80% of a digit, so "a quarter to half of
+    each digit hidden" needs the image."""
+    lo, hi = hidden
+    out = []
+    for i, image in enumerate(images):
+        if float(ink(image[None]).sum()) <= 0:
+            raise DataError(f"masks.hidden_ink: test image {i} has no ink (a blank page)")
+        rng, fn = mask_rng(seed, i), MASK_GENERATORS[shape]
+        for _ in range(tries):
+            known = fn(rng, size, **params)
+            if lo <= float(hidden_share(image[None], known[None])) <= hi:
+                out.append(known)
+                break
+        else:
+            raise DataError(f"masks.hidden_ink={[lo, hi]}: none of {tries} masks.{shape} masks hides such a "
+                            f"share of test image {i}'s ink; widen the range or change masks.{shape}")
+    return torch.stack(out) if out else torch.ones(0, size, size, dtype=torch.bool)

@@ -42,12 +42,13 @@ class InpaintingEvaluator(L.LightningModule):
                  unseen: Tensor | None = None, cache_dir: Path | None = None,
                  composite: bool = False, num_pictures: int = 0, pictures_dir: Path | None = None,
                  memo_scope: str = "", norm: Normalization = LAB_TEST,
-                 read: Callable[[Path], Tensor] = read_image):
+                 read: Callable[[Path], Tensor] = read_image, use_labels: bool = True):
         """`fid`: measure FID/KID of the results against `reference` (files in index order, their
         digest); `unseen` marks the test images whose ground truth is in neither train nor val.
         `norm`: the test images' normalisation; `read`: how a reference file is read (the datamodule's).
         A class-conditional model decodes each image with its batch label (`label`), guided by
-        `settings.guidance`."""
+        `settings.guidance`; with `use_labels=False` (or no label) every image gets the null class,
+        which shows what the label itself adds."""
         super().__init__()
         self.model, self.settings = model, settings
         self.results_dir, self.pictures_dir = Path(results_dir), pictures_dir
@@ -55,7 +56,7 @@ class InpaintingEvaluator(L.LightningModule):
         self.features = FeatureBank(extractor(fid)) if fid is not None and reference is not None else None
         self.register_buffer("unseen", unseen if unseen is not None else torch.zeros(0, dtype=torch.bool))
         self.composite, self.num_pictures = composite, num_pictures
-        self.norm, self.read = norm, read
+        self.norm, self.read, self.use_labels = norm, read, use_labels
         self.memo = _STEP_MEMO.get_or_make(settings.memo_key(memo_scope), dict)
         self.token_accuracy = MeanMetric()
         self.hole_l1 = MeanMetric()
@@ -83,7 +84,7 @@ class InpaintingEvaluator(L.LightningModule):
             tokens, masks = zip(*(self.memo[i] for i in index), strict=True)
             return torch.stack(tokens, 1).to(self.device).long(), torch.stack(masks, 1).to(self.device)
         s = self.settings
-        labels = batch.get("label") if self.model.conditional else None
+        labels = batch.get("label") if self.model.conditional and self.use_labels else None
         if self.model.conditional and labels is None:
             labels = torch.full_like(batch["index"], self.model.transformer.null_class)
         every_step = replace(s, sweet_spot=ALL_STEPS)

@@ -5,7 +5,8 @@ the VQGAN too: loading checks the VQGAN's digest against the checkpoint), the co
 files the task reads (`data_identity`: names and sha256 of the test images, masks, ground truth and
 provenance table after `data.limit.test`, or of the val images generation is measured against), the
 decoding in canonical form (`DecodeSettings.canonical`, the seed among it),
-`composite`, the FID settings (enabled, unseen subset, feature layer) and the Inception weights'
+`composite`, inpainting without the labels, the class-consistency classifier's settings (labelled
+data), the FID settings (enabled, unseen subset, feature layer) and the Inception weights'
 content, `trainer.precision`, the task with its masks or samples (`_task_parts`), and
 what a lab transformer file is read with (model settings, VQGAN file content, attention names).
 Paths of outputs and caches, loggers, batch sizes, progress bars, pictures and devices are left out
@@ -106,7 +107,20 @@ def key_parts(cfg: DictConfig, settings: DecodeSettings) -> dict[str, Any]:
         "fused_attention": bool(cfg.get("fused_attention", False)),
         "lab_file": _lab_file_parts(cfg),
         **_task_parts(cfg),
+        **_class_parts(cfg),
     }
+
+
+def _class_parts(cfg: DictConfig) -> dict[str, Any]:
+    """Inpainting without the labels, and the class-consistency classifier's settings on labelled data
+    (absent otherwise, so the keys of other points stay what they were)."""
+    parts: dict[str, Any] = {}
+    if cfg.get("task", "inpaint") == "inpaint" and not (cfg.get("inpaint") or {}).get("use_labels", True):
+        parts["use_labels"] = False
+    classifier = cfg.get("metrics", {}).get("classifier")
+    if str(cfg.data.get("_target_", "")).endswith("LabelledDataModule") and classifier is not None:
+        parts["classifier"] = OmegaConf.to_container(classifier, resolve=True)
+    return parts
 
 
 def _task_parts(cfg: DictConfig) -> dict[str, Any]:

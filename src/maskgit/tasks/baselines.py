@@ -27,7 +27,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from torchvision.utils import make_grid
 
 from maskgit.data.images import read_image
-from maskgit.data.mask_sources import mask_settings, test_pixels
+from maskgit.data.mask_sources import hidden_ink_report, mask_settings, test_pixels
 from maskgit.errors import ConfigError, DataError
 from maskgit.metrics.fid import (
     FIDSettings,
@@ -41,6 +41,7 @@ from maskgit.metrics.pixels import region_l1_psnr
 from maskgit.models import baseline_fills as baselines
 from maskgit.models.checkpoint import build_vqgan
 from maskgit.models.vqgan import VQGAN
+from maskgit.tasks import class_reading
 from maskgit.tasks.runner import EvalTask, Run, model_for
 from maskgit.utils.atomic import atomic_path
 from maskgit.utils.identity import files_digest, module_digest, tensor_digest
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 CEILING = ("vqgan_ceiling", "vqgan_ceiling_composite")
 METHODS = (*baselines.CLASSICAL, *CEILING)
 COLUMNS = ("fid", "fid_ci95_low", "fid_ci95_high", "fid_unseen", "fid_unseen_ci95_low",
-           "fid_unseen_ci95_high", "kid_mean", "kid_std", "hole_psnr", "hole_l1", "ssim")
+           "fid_unseen_ci95_high", "kid_mean", "kid_std", "hole_psnr", "hole_l1", "ssim", "class_accuracy")
 
 
 class Baselines(EvalTask):
@@ -79,7 +80,9 @@ class Baselines(EvalTask):
                         for name, folder in (cfg.baselines.get("results") or {}).items()}
 
     def load(self, cfg: DictConfig) -> VQGAN | None:
-        self.layout = instantiate(cfg.data).check(splits=("test",))
+        datamodule = instantiate(cfg.data)
+        self.layout, self.read = datamodule.check(splits=("test",)), datamodule.read
+        self.reader = class_reading.reader_for(cfg, datamodule)
         vqgan = _vqgan(cfg) if any(m in CEILING for m in self.methods) else None
         if vqgan is None and any(m in CEILING for m in self.methods):
             log.warning("baselines: no VQGAN given (ckpt_path or vqgan.ckpt_path): the VQGAN ceiling rows "
@@ -89,7 +92,8 @@ class Baselines(EvalTask):
 
     def run(self, run: Run) -> dict[str, Any]:
         cfg, out, vqgan, layout = run.cfg, run.out, run.loaded, self.layout
-        masked, known, truth = test_pixels(layout, self.masks)
+        masked, known, truth = test_pixels(layout, self.masks, read=self.read)
+        labels = torch.tensor(layout.val_labels) if self.reader is not None else None
         fid = fid_settings(cfg)
         unseen = (~torch.tensor(layout.in_trainval, dtype=torch.bool)
                   if layout.in_trainval is not None and cfg.metrics.fid.unseen_subset else None)
@@ -105,7 +109,7 @@ class Baselines(EvalTask):
         for method in [*self.results, *self.methods]:
             start = time.perf_counter()
             if method in self.results:
-                images = read_results(self.results[method], [Path(f).name for f in layout.gt_files])
+                images = read_results(self.results[method], result_names(len(layout.gt_files)))
             elif method in CEILING:
                 ceiling = baselines.vqgan_ceiling(vqgan, truth) if ceiling is None else ceiling
                 images = (ceiling if method == "vqgan_ceiling"
@@ -114,6 +118,8 @@ class Baselines(EvalTask):
                 images = baselines.CLASSICAL[method](masked, known)
             rows[method] = score_images(images, truth, known, fid=fid, reference=reference, unseen=unseen,
                                         cache_dir=cache, what=f"{method} results")
+            if labels is not None:  # can the class still be read (labelled data)
+                rows[method]["class_accuracy"] = self.reader.accuracy(images, labels)
             pictures[method] = images[: int(cfg.baselines.picture_images)]
             seconds[method] = round(time.perf_counter() - start, 2)
             log.info("baselines: %s %s", method, {k: round(v, 4) for k, v in rows[method].items()})
@@ -127,7 +133,10 @@ class Baselines(EvalTask):
         log.info("baselines: %s", out / "baselines.md")
         return {"methods": list(rows), "metrics": rows, "num_images": len(truth), "masks": self.masks,
                 "hole_fraction": round(float((~known).float().mean()), 5),
+                **hidden_ink_report(self.masks, truth, known),
                 "timings_s": seconds, "vqgan": _vqgan_record(vqgan),
+                "class_reading": class_reading.references(self.reader, labels, masked=masked, original=truth)
+                if labels is not None else None,
                 "fid": {**(settings_record(fid) if fid else {}),
                         "unseen_images": int(unseen.sum()) if unseen is not None else None}}
 
@@ -144,9 +153,15 @@ class Baselines(EvalTask):
                 logger.log_image("baselines/pictures", [str(picture)], caption=[" / ".join(rows)])
 
 
+def result_names(n: int) -> list[str]:
+    """The files eval.py's inpainting writes for test images 0..n-1 (the lab's names; a labelled
+    folder's own file names differ)."""
+    return [f"image_{i:03d}.png" for i in range(n)]
+
+
 def read_results(folder: Path, names: list[str]) -> Tensor:
     """The inpainted images of the test split in `folder` (an eval.py run or its test_results/), in
-    the order of the ground truth's file names."""
+    the order of `names` (`result_names`)."""
     folder = folder / "test_results" if (folder / "test_results").is_dir() else folder
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:  # also when the folder does not exist
@@ -174,14 +189,18 @@ def score_images(images: Tensor, truth: Tensor, known: Tensor, *, fid: FIDSettin
 
 
 def write_table(rows: dict[str, dict[str, float]], markdown: Path, csv_path: Path, title: str) -> str:
-    """The rows as a Markdown table (FID [95% interval], KID x 1e3, pixel metrics) and a CSV."""
+    """The rows as a Markdown table (FID [95% interval], KID x 1e3, pixel metrics, and on labelled data
+    the class accuracy) and a CSV."""
+    classes = any("class_accuracy" in m for m in rows.values())
     lines = [f"# {title}", "",
              "| method | FID [95% interval] | FID unseen [95% interval] | KID x 1e3 | hole PSNR (dB) | "
-             "hole L1 | SSIM |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "hole L1 | SSIM |" + (" class accuracy |" if classes else ""),
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if classes else "")]
     for name, m in rows.items():
         lines.append(f"| {name} | {_fid_cell(m, 'fid')} | {_fid_cell(m, 'fid_unseen')} | "
                      + (f"{m['kid_mean'] * 1e3:.2f} ± {m['kid_std'] * 1e3:.2f}" if "kid_mean" in m else "")
-                     + f" | {m['hole_psnr']:.2f} | {m['hole_l1']:.4f} | {m['ssim']:.4f} |")
+                     + f" | {m['hole_psnr']:.2f} | {m['hole_l1']:.4f} | {m['ssim']:.4f} |"
+                     + (f" {m['class_accuracy']:.3f} |" if classes else ""))
     text = "\n".join(lines) + "\n"
     with atomic_path(markdown) as tmp:
         tmp.write_text(text)

@@ -29,13 +29,11 @@ from maskgit.data.images import read_image
 from maskgit.data.labelled import LabelledDataModule
 from maskgit.decoding.iterative import DecodeSettings
 from maskgit.errors import ConfigError
-from maskgit.metrics.class_probe import ClassifierSettings, classifier_path, predict, train_classifier
 from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.modules.generation import ClassSetting, SampleGenerator
 from maskgit.modules.maskgit import MaskGIT
-from maskgit.tasks import runner
+from maskgit.tasks import class_reading, runner
 from maskgit.utils.atomic import atomic_path
-from maskgit.utils.identity import key
 from maskgit.utils.pictures import save_picture
 
 log = logging.getLogger(__name__)
@@ -125,18 +123,8 @@ class Generate(runner.EvalTask):
     def train_classifier(cfg: DictConfig, datamodule: LabelledDataModule, classes: ClassSetting) -> None:
         """The class-consistency classifier, trained on the real training images of every class of
         the model (or read from the cache), and its accuracy on the real val images."""
-        c = cfg.metrics.classifier
-        settings = ClassifierSettings(epochs=int(c.epochs), batch_size=int(c.batch_size), lr=float(c.lr))
-        layout = datamodule.layout_with("train", "val")
-        path = classifier_path(Path(cfg.paths.cache_dir) / "classifier",
-                               key({"train": datamodule.files_key(layout.train_files),
-                                    "labels": layout.train_labels}), layout.num_classes, settings)
-        classes.classifier = train_classifier(lambda: datamodule.read_images(layout.train_files),
-                                              torch.tensor(layout.train_labels), layout.num_classes, settings,
-                                              path)
-        predicted = predict(classes.classifier, datamodule.read_images(layout.val_files))
-        right = predicted == torch.tensor(layout.val_labels)
-        classes.classifier_val_accuracy = float(right.double().mean())
+        reader = class_reading.fit_reader(cfg, datamodule)
+        classes.classifier, classes.classifier_val_accuracy = reader.classifier, reader.val_accuracy
 
     def write_labels(self, model, path: Path, files: list[Path], per_class: int) -> None:
         """samples.tsv: each sample's file, label and class (id, name)."""

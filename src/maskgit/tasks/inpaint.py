@@ -23,11 +23,12 @@ from omegaconf import DictConfig
 from maskgit.data.datamodule import ImageDataModule
 from maskgit.data.images import read_image
 from maskgit.data.layout import LabLayout
-from maskgit.data.mask_sources import mask_settings
+from maskgit.data.mask_sources import hidden_ink_report, mask_settings
 from maskgit.decoding.iterative import DecodeSettings
+from maskgit.errors import ConfigError
 from maskgit.metrics.fid import fid_settings, settings_record
 from maskgit.modules.inpainting import InpaintingEvaluator
-from maskgit.tasks import runner
+from maskgit.tasks import class_reading, runner
 from maskgit.utils.identity import files_digest
 from maskgit.utils.pictures import comparison_grid, save_picture
 
@@ -39,6 +40,7 @@ class Loaded:
     evaluator: InpaintingEvaluator
     datamodule: ImageDataModule
     layout: LabLayout
+    reader: class_reading.ClassReader | None = None  # labelled data: class consistency
 
 
 class Inpaint(runner.EvalTask):
@@ -47,6 +49,11 @@ class Inpaint(runner.EvalTask):
     def settings(self, cfg: DictConfig) -> DecodeSettings:
         self.decoding = runner.decode_settings(cfg)
         self.masks = mask_settings(cfg.get("masks"))  # the data set's mask64/, or generated on gt/
+        self.use_labels = use_labels(cfg)
+        if self.decoding.guidance and not self.use_labels:
+            raise ConfigError(f"guidance={self.decoding.guidance} needs the labels: inpaint.use_labels=false "
+                              "gives every image the null class, so guidance would change nothing; "
+                              "set guidance=0")
         return self.decoding
 
     def load(self, cfg: DictConfig) -> Loaded:
@@ -67,9 +74,11 @@ class Inpaint(runner.EvalTask):
             reference=(layout.gt_files, datamodule.files_key(layout.gt_files)) if fid is not None else None,
             unseen=unseen, cache_dir=Path(cfg.paths.cache_dir) / "fid", composite=cfg.composite,
             num_pictures=cfg.pictures.num_images, pictures_dir=out / "pictures.partial",
-            memo_scope=f"{ckpt_identity}|{files_digest(test_files)}|{self.masks}|fused={cfg.fused_attention}",
-            norm=datamodule.test_norm, read=datamodule.read)
-        return Loaded(evaluator, datamodule, layout)
+            memo_scope=f"{ckpt_identity}|{files_digest(test_files)}|{self.masks}|fused={cfg.fused_attention}"
+                       f"|labels={self.use_labels}",
+            norm=datamodule.test_norm, read=datamodule.read, use_labels=self.use_labels)
+        reader = class_reading.reader_for(cfg, datamodule)
+        return Loaded(evaluator, datamodule, layout, reader)
 
     def run(self, run: runner.Run) -> dict[str, Any] | None:
         cfg, out = run.cfg, run.out
@@ -90,13 +99,21 @@ class Inpaint(runner.EvalTask):
                                    test_set.gt_images[: len(files)])
             save_picture(grid, out / "pictures" / "grid.png")
         holes = (~test_set.masks).sum((1, 2)).float().mean()
+        if run.loaded.reader is not None and test_set.labels is not None:
+            inpainted = torch.stack([read_image(results_dir / f"image_{i:03d}.png")
+                                     for i in range(len(test_set))])
+            evaluator.final_metrics.update(class_reading.reading(
+                run.loaded.reader, test_set.labels, inpainted=inpainted, masked=test_set.masked_images,
+                original=test_set.gt_images))
         log.info("metrics: %s", evaluator.final_metrics)
         return {
             **runner.model_report(cfg, evaluator),
             "num_images": len(list(results_dir.glob("image_*.png"))),
             "composite": bool(cfg.composite),
+            "inpaint": {"use_labels": self.use_labels},
             "masks": {**self.masks, "hole_pixels_mean": round(float(holes), 3),
-                      "masked_tokens_mean": round(float(test_set.token_masks.sum(1).float().mean()), 3)},
+                      "masked_tokens_mean": round(float(test_set.token_masks.sum(1).float().mean()), 3),
+                      **hidden_ink_report(self.masks, test_set.gt_images, test_set.masks)},
             "fid": {**(settings_record(evaluator.fid) if evaluator.fid else {}),
                     "unseen_images": layout.in_trainval.count(False) if layout.in_trainval else None},
         }
@@ -116,3 +133,7 @@ class Inpaint(runner.EvalTask):
                                  data=[list(metrics.values()) + [cfg["mask_func"], cfg["total_iter"],
                                                                  cfg["sweet_spot"], cfg["composite"]]])
 
+
+def use_labels(cfg: DictConfig) -> bool:
+    """`inpaint.use_labels` (default true): false decodes a class-conditional model with the null class."""
+    return bool((cfg.get("inpaint") or {}).get("use_labels", True))
