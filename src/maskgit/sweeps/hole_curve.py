@@ -183,12 +183,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                                 color=colours[r["method"]],
                                 yerr=[[r["fid"] - r.get("fid_ci95_low", r["fid"])],
                                       [r.get("fid_ci95_high", r["fid"]) - r["fid"]]])
-            ax.plot([], [], "*", color="gray", markersize=11, label="the lab's masks")
         ax.set_title(f"{series} holes" if series != "freeform" else "free-form strokes")
         ax.set_xlabel("hole fraction of the image (%)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("FID (95% interval shaded)")
-    axes[0][-1].legend(fontsize=8)
+    # one legend for every method: a model measured only on some series must still be named
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=colours[m], marker="o", label=m) for m in methods]
+    if any(r["series"] == "dataset" for r in rows):
+        handles.append(Line2D([], [], color="gray", marker="*", markersize=11, linestyle="",
+                              label="the lab's masks"))
+    axes[0][-1].legend(handles=handles, fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
