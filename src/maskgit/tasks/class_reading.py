@@ -65,10 +65,8 @@ def fit_reader(cfg: DictConfig, datamodule: Any) -> ClassReader:
                                 "labels": layout.train_labels}), layout.num_classes, settings)
     classifier = train_classifier(lambda: datamodule.read_images(layout.train_files),
                                   torch.tensor(layout.train_labels), layout.num_classes, settings, path)
-    reader = ClassReader(classifier, 0.0)
-    reader.val_accuracy = reader.accuracy(datamodule.read_images(layout.val_files),
-                                          torch.tensor(layout.val_labels))
-    return reader
+    read = predict(classifier, datamodule.read_images(layout.val_files)) == torch.tensor(layout.val_labels)
+    return ClassReader(classifier, float(read.double().mean()))
 
 
 def references(reader: ClassReader, labels: Tensor, *, masked: Tensor, original: Tensor) -> dict[str, float]:
