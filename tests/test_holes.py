@@ -155,3 +155,47 @@ def test_runs_merge_into_one_study_with_a_ceiling_per_vqgan(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
+
+
+def test_a_published_study_csv_merges_with_a_new_run(tmp_path):
+    """The published hole_size.csv (whose runs' folders are on another machine) merges with a new run:
+    each (hole, method) once, the first source's; the csv's models and named ceiling rows kept as they are."""
+    from maskgit.sweeps.hole_curve import main, read_rows
+
+    published = tmp_path / "published"
+    published.mkdir()
+    with open(published / "hole_size.csv", "w", newline="") as fh:  # blank cells: numbers not kept
+        writer = csv.writer(fh)
+        writer.writerow(["hole", "series", "fraction", "method", "kind", "fid", "fid_ci95_low",
+                         "fid_ci95_high", "kid_mean", "kid_std", "hole_psnr", "hole_l1", "ssim"])
+        writer.writerow(["a", "box", 0.05, "long", "maskgit", 12, 11, 13, 0.001, "", 17.5, "", ""])
+        writer.writerow(["a", "box", 0.05, "telea", "classical", 99, 98, 100, "", "", 19.5, "", ""])
+        writer.writerow(["a", "box", 0.05, "vqgan_ceiling_composite (long)", "ceiling", 4, 3, 5, "", "",
+                         24, "", ""])
+    new = tmp_path / "new"
+    new.mkdir()
+    rows = [_row("a", 0.05, "quick", "maskgit", 30, 40), _row("a", 0.05, "telea", "classical", 10, 20),
+            _row("b", 0.6, "quick", "maskgit", 30, 40), _row("b", 0.6, "telea", "classical", 50, 60)]
+    (new / "summary.json").write_text(json.dumps({"rows": rows, "config": {"models": {"quick": "x.ckpt"}}}))
+
+    main([str(new), str(published / "hole_size.csv"), "--out", str(tmp_path / "merged")])
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    by = {(r["hole"], r["method"]): r for r in merged["rows"]}
+    assert sorted(by) == [("a", "long"), ("a", "quick"), ("a", "telea"),
+                          ("a", "vqgan_ceiling_composite (long)"), ("b", "quick"), ("b", "telea")]
+    assert by[("a", "telea")]["fid"] == 15  # the new run's, given first
+    assert by[("a", "long")] == {"hole": "a", "series": "box", "fraction": 0.05, "method": "long",
+                                 "kind": "maskgit", "fid": 12.0, "fid_ci95_low": 11.0, "fid_ci95_high": 13.0,
+                                 "kid_mean": 0.001, "hole_psnr": 17.5}
+    assert set(merged["crossovers"]) == {"quick", "long"}
+    # long is judged against the telea row kept (the new run's [10, 20]): not clear, and only at a
+    assert merged["crossovers"]["long"]["box"] == {"from_fraction": None, "from_hole": None, "clear_at": [],
+                                                   "measured_at": ["a"]}
+    # merging the merged study's own csv again changes nothing
+    main([str(tmp_path / "merged" / "hole_size.csv"), "--out", str(tmp_path / "again")])
+    assert read_rows(tmp_path / "again" / "hole_size.csv") == read_rows(tmp_path / "merged" / "hole_size.csv")
+
+    (tmp_path / "other.csv").write_text("name,fid\nx,1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "other.csv"), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2

@@ -235,24 +235,41 @@ def print_study(summary: dict[str, Any], out: Path) -> None:
     console.print(f"hole-size study: {out} (hole_size.md, hole_size.csv, hole_size.png, holes.png)")
 
 
-def merge_studies(folders: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows of several holes.py runs over the same hole settings, as one study: the classical rows
-    once (the same images and masks give the same numbers), the ceiling rows of each run's VQGAN named
-    after the model whose VQGAN it is."""
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a study's hole_size.csv (blank cells left out): a published study merges with new
+    runs made on another machine, where its runs' folders are not."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path} is not a hole_size.csv (its header is not {','.join(COLUMNS)})")
+        text = ("hole", "series", "method", "kind")
+        return [{k: (v if k in text else float(v)) for k, v in row.items() if v != ""} for row in reader]
+
+
+def merge_studies(sources: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of several holes.py runs (folders) and studies (their hole_size.csv) as one study: a row
+    once per hole and method, the first source's (the classical rows are the same numbers in every
+    run: same images and masks); a run's ceiling rows named after the model whose VQGAN it is."""
     rows: list[dict[str, Any]] = []
     models: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for folder in folders:
-        summary = json.loads((folder / "summary.json").read_text())
-        config = summary["config"]
-        run_models = list(config["models"])
-        ceiling_of = config.get("ceiling_model") or run_models[0]
-        models += [m for m in run_models if m not in models]
-        for r in summary["rows"]:
-            name = f"{r['method']} ({ceiling_of})" if r["kind"] == "ceiling" else r["method"]
-            if (r["hole"], name) not in seen:
-                seen.add((r["hole"], name))
-                rows.append({**r, "method": name})
+    for source in sources:
+        if source.suffix == ".csv":  # a merged study: its models and ceiling rows are named already
+            found = read_rows(source)
+            models += [m for m in dict.fromkeys(r["method"] for r in found if r["kind"] == "maskgit")
+                       if m not in models]
+        else:
+            summary = json.loads((source / "summary.json").read_text())
+            config = summary["config"]
+            run_models = list(config["models"])
+            ceiling_of = config.get("ceiling_model") or run_models[0]
+            models += [m for m in run_models if m not in models]
+            found = [{**r, "method": f"{r['method']} ({ceiling_of})"} if r["kind"] == "ceiling" else r
+                     for r in summary["rows"]]
+        for r in found:
+            if (r["hole"], r["method"]) not in seen:
+                seen.add((r["hole"], r["method"]))
+                rows.append(r)
     holes = list(dict.fromkeys(r["hole"] for r in rows))
     rank = {m: i for i, m in enumerate(models)}
     rows.sort(key=lambda r: (holes.index(r["hole"]), rank.get(r["method"], len(rank)),
@@ -261,17 +278,23 @@ def merge_studies(folders: list[Path]) -> tuple[list[dict[str, Any]], list[str]]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m maskgit.sweeps.hole_curve <holes run> <holes run> ... --out DIR"""
+    """python -m maskgit.sweeps.hole_curve <holes run | hole_size.csv> ... --out DIR"""
     import argparse
 
-    parser = argparse.ArgumentParser(description="one table and plot from several holes.py runs")
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser = argparse.ArgumentParser(description="one table and plot from several holes.py runs and "
+                                                 "studies (their hole_size.csv)")
+    parser.add_argument("runs", nargs="+", type=Path, help="holes.py run folders or hole_size.csv files")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    missing = [r for r in args.runs if not (r / "summary.json").is_file()]
+    missing = [r for r in args.runs
+               if not (r.is_file() if r.suffix == ".csv" else (r / "summary.json").is_file())]
     if missing:
-        parser.exit(2, f"error: {missing[0]} has no summary.json (not a finished holes.py run)\n")
-    rows, models = merge_studies(args.runs)
+        parser.exit(2, f"error: {missing[0]} is neither a finished holes.py run (its summary.json) nor a "
+                       "hole_size.csv\n")
+    try:
+        rows, models = merge_studies(args.runs)
+    except ValueError as err:  # a csv that is not a study's
+        parser.exit(2, f"error: {err}\n")
     args.out.mkdir(parents=True, exist_ok=True)
     summary = write_study(rows, {}, args.out, models)
     save_json({**summary, "runs": [str(r) for r in args.runs]}, args.out / "summary.json")
