@@ -31,3 +31,18 @@ def test_a_killed_write_leaves_no_target_and_the_next_write_removes_its_partial(
     save_torch({"step": 3}, target)
     assert torch.load(target, weights_only=True) == {"step": 3}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, mine.name])
+
+
+def test_a_written_file_has_the_mode_a_plain_open_gives(tmp_path):
+    """Not mkstemp's owner-only 0600: on a cluster the group reads the results and caches."""
+    from maskgit.utils.atomic import save_json
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    save_json({"fid": 1.0}, tmp_path / "metrics.json")
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    # and it follows the process's umask
+    code = ("import os, sys; os.umask(0o027); from maskgit.utils.atomic import save_torch; "
+            "save_torch({'step': 1}, sys.argv[1])")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "last.ckpt")], check=True)
+    assert (tmp_path / "last.ckpt").stat().st_mode & 0o777 == 0o640

@@ -12,6 +12,11 @@ from typing import Any
 
 import torch
 
+# mkstemp makes its file readable by its owner only; a result, cache or checkpoint gets the mode a plain
+# open() would give it (what the umask allows), so a shared cluster's group can read it
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -56,6 +61,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            tmp_path.chmod(0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
