@@ -85,7 +85,8 @@ def run_holes(cfg: DictConfig, conf_dir: Path) -> dict[str, Any]:
             pictures[hole] = hole_curve.HolePicture(report["hole_fraction"], task.shown_masked, task.shown)
         seconds[hole] = round(time.perf_counter() - t0, 1)
         # rewritten after every hole setting: a study cut short keeps what it measured
-        summary = hole_curve.write_study(rows, pictures, out, models=list(models))
+        shown = {h: pictures[h] for h in cfg.picture_holes if h in pictures}  # in picture_holes order
+        summary = hole_curve.write_study(rows, shown, out, models=list(models))
         summary.update(seconds={**seconds, "total": round(time.perf_counter() - start, 1)},
                        config=OmegaConf.to_container(cfg, resolve=True), finished=hole == list(holes)[-1])
         save_json(summary, out / "summary.json")
