@@ -157,7 +157,7 @@ def test_runs_merge_into_one_study_with_a_ceiling_per_vqgan(tmp_path):
     assert exit_info.value.code == 2
 
 
-def test_a_published_study_csv_merges_with_a_new_run(tmp_path):
+def test_a_published_study_csv_merges_with_a_new_run(tmp_path, capsys):
     """The published hole_size.csv (whose runs' folders are on another machine) merges with a new run:
     each (hole, method) once, the first source's; the csv's models and named ceiling rows kept as they are."""
     from maskgit.sweeps.hole_curve import main, read_rows
@@ -199,3 +199,8 @@ def test_a_published_study_csv_merges_with_a_new_run(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path / "other.csv"), "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
+    damaged = (tmp_path / "merged" / "hole_size.csv").read_text().replace(",12.0,", ",twelve,")
+    (tmp_path / "damaged.csv").write_text(damaged)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "damaged.csv"), "--out", str(tmp_path / "y")])
+    assert exit_info.value.code == 2 and "damaged.csv, line " in capsys.readouterr().err

@@ -243,7 +243,13 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise ValueError(f"{path} is not a hole_size.csv (its header is not {','.join(COLUMNS)})")
         text = ("hole", "series", "method", "kind")
-        return [{k: (v if k in text else float(v)) for k, v in row.items() if v != ""} for row in reader]
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append({k: (v if k in text else float(v)) for k, v in row.items() if v != ""})
+            except ValueError as err:  # a number column holding something else
+                raise ValueError(f"{path}, line {line}: {err}") from None
+        return rows
 
 
 def merge_studies(sources: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
