@@ -50,6 +50,7 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.scripts  # its own CI step: the default suite stays under 10 min on 2 cores
 def test_gpu_check_tiny_runs_every_section_and_writes_both_reports(tmp_path):
     proc = run_script("bash", "benchmarks/gpu_check.sh", "--tiny", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]

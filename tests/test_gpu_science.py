@@ -20,6 +20,7 @@ def run_script(*args: str, cache_dir: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.scripts  # its own CI step: the default suite stays under 10 min on 2 cores
 def test_tiny_run_goes_through_every_stage_and_reports_each(tmp_path, cache_dir):
     proc = run_script("--tiny", "--out", str(tmp_path), cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
