@@ -129,8 +129,11 @@ def _run(cfg: DictConfig, task: EvalTask, settings: DecodeSettings | None, store
 
 def not_applicable(cfg: DictConfig, reason: str) -> dict[str, Any]:
     """A sweep point that does not exist by rule (e.g. sweet_spot > total_iter): a metrics.json that
-    says so (the table shows n/a), and nothing loaded, decoded, stored or logged."""
+    says so (the table shows n/a), and nothing loaded, decoded, stored or logged. Where and when it ran
+    is kept: under a launcher it held a GPU slot like any point."""
+    started_at = wall_clock()
     report = {"task": cfg.get("task", "inpaint"), "not_applicable": reason, "skipped": True, "metrics": {},
+              "placement": placement(), "wall_clock": {"started": started_at, "finished": wall_clock()},
               "config": OmegaConf.to_container(cfg, resolve=True)}
     save_json(report, Path(cfg.paths.output_dir) / "metrics.json")
     log.info("n/a: %s", reason)
